@@ -1,0 +1,56 @@
+/* io/io.h: the contract of io/.
+ *
+ * io/ owns each worker's io_uring: creating it with the best flags the
+ * kernel accepts, submitting once per loop turn, reaping completions and
+ * waking the fibers that wait on them, parking a worker in the ring's wait,
+ * and waking a parked worker from any thread (an eventfd the ring reads).
+ *
+ * It may call: sched/ (to end a fiber's wait) and runtime/.
+ * It must never: let a fiber's buffer be written after the fiber was told
+ * its operation ended (a cancelled operation ends with its own completion),
+ * block anywhere but in the ring's wait, or report errors through errno.
+ * It is the only directory that includes <liburing.h>. */
+#ifndef WEFT_IO_IO_H
+#define WEFT_IO_IO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct weft__worker;
+struct weft__ring;
+
+/* An operation in flight: the ring's user_data points at one. complete runs
+ * on the owning worker when the completion is reaped. */
+struct weft__io_req {
+    void (*complete)(struct weft__io_req *req, int32_t res, uint32_t flags);
+};
+
+/* Can this process use io_uring at all? Run once at start-up. Returns 0, or
+ * -errno with a sentence naming the cause (seccomp, sysctl
+ * kernel.io_uring_disabled, an old kernel) in why. */
+int weft__ring_probe(char *why, size_t whylen);
+
+/* Create worker w's ring on the calling (worker) thread. ring_entries is a
+ * power of two. Returns 0 or -errno with the cause in why. */
+int weft__ring_init(struct weft__worker *w, unsigned ring_entries, char *why,
+                    size_t whylen);
+void weft__ring_exit(struct weft__worker *w);
+
+/* Submit what is pending and run the completions that are ready, without
+ * blocking. Returns how many completions ran. Owner only. */
+unsigned weft__ring_poll(struct weft__worker *w);
+
+/* Submit what is pending and block until a completion arrives, the worker
+ * is woken, or deadline (weft_now_ns time; UINT64_MAX: none) passes; then
+ * run the completions. Owner only. */
+void weft__ring_wait(struct weft__worker *w, uint64_t deadline);
+
+/* Any thread: make the owner's current or next weft__ring_wait return. */
+void weft__ring_wake(struct weft__worker *w);
+
+/* A short description of the flags the ring got ("single-issuer,
+ * defer-taskrun"), for logs. */
+const char *weft__ring_flags(struct weft__worker *w);
+
+#endif /* WEFT_IO_IO_H */
