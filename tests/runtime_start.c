@@ -157,6 +157,7 @@ Test(start, io_uring_blocked_by_seccomp_eperm_is_reported, .timeout = 30)
 
 /* ---- Out of memory for stacks ---------------------------------------------- */
 
+#if WEFT_TEST_SCALE == 1
 static intptr_t hold(void *arg)
 {
     (void)arg;
@@ -198,6 +199,7 @@ static intptr_t exhaust(void *arg)
     cr_assert_eq(weft_join(t), 5);
     return spawned;
 }
+#endif
 
 Test(start, running_out_of_stacks_fails_spawn_cleanly, .timeout = 60)
 {
