@@ -17,5 +17,17 @@
 #include "weft/runtime.h"
 #include "weft/task.h"
 #include "weft/parallel.h"
+/* Coordination (futures, gather, cancellation, deadlines, groups): */
+#include "weft/coord.h"
+/* Channels and locks: */
+#include "weft/chan.h"
+#include "weft/sync.h"
+/* Blocking pool, watchdog, dump: */
+#include "weft/blocking.h"
+#include "weft/debug.h"
+/* Sockets, files, name resolution: */
+#include "weft/io.h"
+#include "weft/net.h"
+#include "weft/file.h"
 
 #endif /* WEFT_H */

@@ -35,6 +35,12 @@ int weft__ring_probe(char *why, size_t whylen);
  * power of two. Returns 0 or -errno with the cause in why. */
 int weft__ring_init(struct weft__worker *w, unsigned ring_entries, char *why,
                     size_t whylen);
+/* On the owner's thread, once its loop has ended (no task is left): end
+ * what the ring still has in flight (multishot accepts, the wake-up read)
+ * and reap it, so that no accepted fd is lost; release the receive pool.
+ * The ring stays open for weft__ring_wake. */
+void weft__ring_quiesce(struct weft__worker *w);
+/* Close and free w's ring: any thread, once no thread can wake w. */
 void weft__ring_exit(struct weft__worker *w);
 
 /* Submit what is pending and run the completions that are ready, without

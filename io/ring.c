@@ -1,15 +1,37 @@
 /* io/ring.c: each worker's io_uring, its event loop. Entry points:
  * weft__ring_init (on the worker's thread), weft__ring_poll (every loop
- * turn), weft__ring_wait (a parked worker), weft__ring_wake (any thread).
+ * turn), weft__ring_wait (a parked worker), weft__ring_wake (any thread),
+ * weft__ring_quiesce and weft__ring_exit; for io/'s files,
+ * weft__ring_reserve / _submit / _queued.
  *
  * Flags are tried best first and dropped on -EINVAL, as the kernel allows:
  * single issuer + deferred task-running (6.1+), cooperative task-running
  * (5.19+), none. A read on an eventfd is always pending in the ring, so a
- * write to that eventfd from any thread ends the owner's wait.
+ * write to that eventfd from any thread ends the owner's wait. The CQ holds
+ * four times the SQ; beyond that the kernel keeps overflowing completions
+ * (IORING_FEAT_NODROP) and reap() flushes them in.
+ *
+ * Submission is batched. An operation only queues its SQEs; they are
+ * submitted, all at once, when the first of these comes:
+ *  S1. the worker enters its loop (maintenance: its local queue ran dry, or
+ *      every WEFT_MAINTENANCE_INTERVAL decisions), or parks (the ring's own
+ *      wait submits as it sleeps);
+ *  S2. an operation is queued while WEFT_SUBMIT_BATCH are already waiting,
+ *      or while the oldest has waited WEFT_SUBMIT_AGE scheduling decisions
+ *      (so a long queue of ready fibers doing I/O submits every few
+ *      switches, not once per 61);
+ *  S3. the SQ is full: it is submitted to make room (weft__ring_reserve),
+ *      and if the kernel refuses (-EBUSY on kernels that stall submission
+ *      while the CQ overflows), completions are reaped until it accepts.
+ * A fiber that queues and parks while others are ready thus waits for at
+ * most a few switches, never a whole maintenance interval unless nothing
+ * else queues I/O; a fiber that parks with nothing else ready reaches S1 at
+ * once. The fibers that ran in one loop turn share one io_uring_enter.
  *
  * Polling costs a syscall only when it has something to do: SQEs to
- * submit, or completions the kernel has not posted yet (the TASKRUN flag it
- * raises in the SQ ring). An idle poll reads two words of shared memory.
+ * submit, or completions the kernel has not posted yet (the TASKRUN or
+ * CQ_OVERFLOW flags it raises in the SQ ring). An idle poll reads two words
+ * of shared memory.
  * Must never: block outside weft__ring_wait, or lose a completion: every
  * CQE reaped runs its request's complete function exactly once. */
 #include <errno.h>
@@ -22,6 +44,7 @@
 #include <unistd.h>
 
 #include "io/io.h"
+#include "io/ring.h"
 #include "runtime/runtime.h"
 #include "sched/sched.h"
 
@@ -35,23 +58,19 @@
 #define IORING_SQ_TASKRUN (1U << 2)
 #endif
 
-struct weft__ring {
-    struct io_uring ring;
-    int wake_fd;                  /* eventfd: any thread writes, ring reads */
-    uint64_t wake_buf;            /* where the pending read lands */
-    struct weft__io_req wake_req; /* its completion: re-arm */
-    bool wake_armed;
-    const char *flags_desc;
-};
+/* Rings alive, so that the last one to exit can forget the listeners. */
+static _Atomic unsigned live_rings;
 
 static const struct {
     unsigned flags;
     const char *desc;
 } flag_sets[] = {
     {IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
-         IORING_SETUP_TASKRUN_FLAG,
+         IORING_SETUP_TASKRUN_FLAG | IORING_SETUP_SUBMIT_ALL,
      "single-issuer, defer-taskrun"},
-    {IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG, "coop-taskrun"},
+    {IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG |
+         IORING_SETUP_SUBMIT_ALL,
+     "coop-taskrun"},
     {0, "default"},
 };
 
@@ -99,6 +118,44 @@ int weft__ring_probe(char *why, size_t whylen)
     return 0;
 }
 
+/* ---- Submitting --------------------------------------------------------- */
+
+void weft__ring_submit(struct weft__ring *r)
+{
+    /* On an error the SQEs stay queued and go with the next submit (S1). */
+    if (io_uring_sq_ready(&r->ring))
+        io_uring_submit(&r->ring);
+}
+
+static unsigned reap(struct weft__ring *r);
+
+bool weft__ring_reserve(struct weft__ring *r, unsigned n)
+{
+    bool reaped = false;
+    while (io_uring_sq_space_left(&r->ring) < n) {
+        int ret = io_uring_submit(&r->ring);
+        if (ret < 0 && ret != -EINTR) {
+            /* -EBUSY / -EAGAIN: the kernel wants completions reaped (or
+             * memory back) first. Completions may run here: the caller
+             * holds no lock they take (S3). */
+            reap(r);
+            reaped = true;
+        }
+    }
+    return reaped;
+}
+
+void weft__ring_queued(struct weft__worker *w)
+{
+    struct weft__ring *r = w->ring;
+    /* S2 */
+    if (io_uring_sq_ready(&r->ring) >= WEFT_SUBMIT_BATCH ||
+        w->tick - r->pending_tick >= WEFT_SUBMIT_AGE)
+        weft__ring_submit(r);
+}
+
+/* ---- The wake-up eventfd ------------------------------------------------ */
+
 static void wake_complete(struct weft__io_req *req, int32_t res,
                           uint32_t flags);
 
@@ -112,7 +169,17 @@ static void arm_wake(struct weft__ring *r)
         if (!sqe)
             return; /* stays unarmed; retried on the next poll */
     }
-    io_uring_prep_read(sqe, r->wake_fd, &r->wake_buf, sizeof r->wake_buf, 0);
+    /* The value read is not used. It lands in a static sink, not in r, so
+     * that a read the kernel completes while a ring that was never
+     * quiesced is torn down cannot write into freed memory. */
+    static uint64_t wake_sink;
+    if (r->wake_fixed) {
+        /* Slot 0 of the ring's file table: no fd lookup per read. */
+        io_uring_prep_read(sqe, 0, &wake_sink, sizeof wake_sink, 0);
+        sqe->flags |= IOSQE_FIXED_FILE;
+    } else {
+        io_uring_prep_read(sqe, r->wake_fd, &wake_sink, sizeof wake_sink, 0);
+    }
     io_uring_sqe_set_data(sqe, &r->wake_req);
     r->wake_armed = true;
 }
@@ -128,6 +195,46 @@ static void wake_complete(struct weft__io_req *req, int32_t res,
     r->wake_armed = false;
 }
 
+/* ---- Set-up and tear-down ----------------------------------------------- */
+
+/* Do link timeouts take an absolute CLOCK_MONOTONIC deadline here? A NOP
+ * linked to an absolute timeout completes with 0 if the kernel took the
+ * pair, and is cancelled with the link if it refused the timeout's flags. */
+static bool probe_abs_timeouts(struct io_uring *ring)
+{
+    struct __kernel_timespec ts = {0, 0};
+    struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+    struct io_uring_sqe *tsqe = io_uring_get_sqe(ring);
+    if (!sqe || !tsqe)
+        return false;
+    io_uring_prep_nop(sqe);
+    sqe->flags |= IOSQE_IO_LINK;
+    sqe->user_data = 1;
+    io_uring_prep_link_timeout(tsqe, &ts, IORING_TIMEOUT_ABS);
+    tsqe->user_data = 2;
+    if (io_uring_submit(ring) < 0)
+        return false;
+    bool ok = false;
+    for (int seen = 0; seen < 2; seen++) {
+        struct io_uring_cqe *cqe;
+        if (io_uring_wait_cqe(ring, &cqe) < 0)
+            return false;
+        if (cqe->user_data == 1)
+            ok = cqe->res == 0;
+        io_uring_cqe_seen(ring, cqe);
+    }
+    return ok;
+}
+
+static void sweep_run(struct weft__worker *w, struct weft__msg *m)
+{
+    (void)w;
+    struct weft__ring *r =
+        (struct weft__ring *)((char *)m - offsetof(struct weft__ring,
+                                                   sweep_msg));
+    weft__io_sweep(r, true);
+}
+
 int weft__ring_init(struct weft__worker *w, unsigned ring_entries, char *why,
                     size_t whylen)
 {
@@ -137,11 +244,21 @@ int weft__ring_init(struct weft__worker *w, unsigned ring_entries, char *why,
         return -ENOMEM;
     }
     int err = -EINVAL;
+    unsigned cq = ring_entries * 4 > 65536 ? 65536 : ring_entries * 4;
+    struct io_uring_params p;
     for (size_t i = 0; i < sizeof flag_sets / sizeof flag_sets[0]; i++) {
-        struct io_uring_params p;
-        memset(&p, 0, sizeof p);
-        p.flags = flag_sets[i].flags;
-        err = io_uring_queue_init_params(ring_entries, &r->ring, &p);
+        /* Each set with a larger CQ first (5.5+), then without. */
+        for (int cqsize = 1; cqsize >= 0; cqsize--) {
+            memset(&p, 0, sizeof p);
+            p.flags = flag_sets[i].flags;
+            if (cqsize) {
+                p.flags |= IORING_SETUP_CQSIZE;
+                p.cq_entries = cq;
+            }
+            err = io_uring_queue_init_params(ring_entries, &r->ring, &p);
+            if (err != -EINVAL)
+                break;
+        }
         if (err == 0) {
             r->flags_desc = flag_sets[i].desc;
             break;
@@ -154,6 +271,11 @@ int weft__ring_init(struct weft__worker *w, unsigned ring_entries, char *why,
         free(r);
         return err;
     }
+    if (!(p.features & IORING_FEAT_NODROP) && w->index == 0)
+        weft__warn("this kernel's io_uring may drop completions when its "
+                   "queue overflows (no IORING_FEAT_NODROP, Linux < 5.5): "
+                   "keep the number of I/O calls in flight per worker "
+                   "below %u", p.cq_entries);
     r->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (r->wake_fd < 0) {
         err = -errno;
@@ -162,11 +284,66 @@ int weft__ring_init(struct weft__worker *w, unsigned ring_entries, char *why,
         free(r);
         return err;
     }
+    r->abs_timeouts = probe_abs_timeouts(&r->ring);
+    /* The eventfd lives as long as the ring: the one file weft can keep in
+     * the ring's file table safely (a user's fd may be closed with close(2)
+     * and its number reused while a table slot still holds the old file). */
+    r->wake_fixed = io_uring_register_files(&r->ring, &r->wake_fd, 1) == 0;
+    /* The owner enters the ring by a registered index, sparing the kernel
+     * an fd lookup per io_uring_enter (5.18+; without it, plain fd). */
+    (void)io_uring_register_ring_fd(&r->ring);
+    r->worker = w;
+    r->inflight.prev = r->inflight.next = &r->inflight;
+    r->armed_listeners.prev = r->armed_listeners.next = &r->armed_listeners;
+    atomic_init(&r->sweep_posted, false);
+    r->sweep_msg.run = sweep_run;
     r->wake_req.complete = wake_complete;
     arm_wake(r);
     io_uring_submit(&r->ring);
     w->ring = r;
+    atomic_fetch_add(&live_rings, 1);
     return 0;
+}
+
+void weft__ring_quiesce(struct weft__worker *w)
+{
+    struct weft__ring *r = w->ring;
+    if (!r)
+        return;
+    r->exiting = true;
+    /* Messages still queued for this worker (its loop has ended) may ask
+     * for a listener's teardown: run them now, as the loop would have. */
+    struct weft__qlist l;
+    weft__qlist_init(&l);
+    weft__mpsc_take_all(&w->msgs, &l);
+    struct weft__qlink *q;
+    while ((q = weft__qlist_pop(&l))) {
+        struct weft__msg *m = (struct weft__msg *)q;
+        m->run(w, m);
+    }
+    /* Cancel what is still in flight (the wake-up read, multishot accepts;
+     * no task is left, so no fiber's operation) and reap until each has
+     * ended: an accept completion left unreaped would be an fd that nobody
+     * closes. Only this thread may submit to the ring or wait on it. */
+    weft__listen_ring_cancel(r);
+    if (r->wake_armed) {
+        weft__ring_reserve(r, 1);
+        struct io_uring_sqe *sqe = io_uring_get_sqe(&r->ring);
+        io_uring_prep_cancel(sqe, &r->wake_req, 0);
+        /* liburing's prep leaves user_data as the slot's last user set it. */
+        io_uring_sqe_set_data(sqe, NULL);
+    }
+    for (int i = 0; i < 2000 && (r->wake_armed ||
+                                 r->armed_listeners.next != &r->armed_listeners);
+         i++) {
+        struct io_uring_cqe *cqe;
+        struct __kernel_timespec ts = {0, 1000000};
+        io_uring_submit_and_wait_timeout(&r->ring, &cqe, 1, &ts, NULL);
+        reap(r);
+    }
+    weft__rpool_exit(r);
+    /* The registration belongs to this thread, which is about to end. */
+    io_uring_unregister_ring_fd(&r->ring);
 }
 
 void weft__ring_exit(struct weft__worker *w)
@@ -174,21 +351,36 @@ void weft__ring_exit(struct weft__worker *w)
     struct weft__ring *r = w->ring;
     if (!r)
         return;
+    bool last = atomic_fetch_sub(&live_rings, 1) == 1;
+    if (last)
+        weft__listen_forget_all();
     io_uring_queue_exit(&r->ring);
     close(r->wake_fd);
     free(r);
     w->ring = NULL;
 }
 
-/* Run every completion that is posted. */
+/* ---- Reaping -------------------------------------------------------------- */
+
+/* Run every completion that is posted, and those the kernel kept back when
+ * the CQ overflowed. */
 static unsigned reap(struct weft__ring *r)
 {
     struct io_uring_cqe *cqes[64];
     unsigned total = 0;
     for (;;) {
         unsigned n = io_uring_peek_batch_cqe(&r->ring, cqes, 64);
-        if (n == 0)
+        if (n == 0) {
+            /* The kernel kept completions that did not fit (NODROP): an
+             * enter flushes them into the CQ now that there is room. */
+            if (IO_URING_READ_ONCE(*r->ring.sq.kflags) &
+                IORING_SQ_CQ_OVERFLOW) {
+                io_uring_get_events(&r->ring);
+                if (io_uring_cq_ready(&r->ring))
+                    continue;
+            }
             break;
+        }
         for (unsigned i = 0; i < n; i++) {
             struct weft__io_req *req = io_uring_cqe_get_data(cqes[i]);
             int32_t res = cqes[i]->res;
@@ -201,7 +393,7 @@ static unsigned reap(struct weft__ring *r)
         }
         total += n;
     }
-    if (!r->wake_armed)
+    if (!r->wake_armed && !r->exiting)
         arm_wake(r);
     return total;
 }
@@ -220,8 +412,7 @@ unsigned weft__ring_poll(struct weft__worker *w)
     if (needs_enter(r))
         io_uring_submit_and_get_events(&r->ring);
     unsigned n = reap(r);
-    if (io_uring_sq_ready(&r->ring))
-        io_uring_submit(&r->ring);
+    weft__ring_submit(r);
     return n;
 }
 
@@ -241,8 +432,7 @@ void weft__ring_wait(struct weft__worker *w, uint64_t deadline)
         io_uring_submit_and_wait_timeout(&r->ring, &cqe, 1, &ts, NULL);
     }
     reap(r);
-    if (io_uring_sq_ready(&r->ring))
-        io_uring_submit(&r->ring);
+    weft__ring_submit(r);
 }
 
 void weft__ring_wake(struct weft__worker *w)

@@ -7,7 +7,8 @@
  *  1. Load the topology and resolve the configuration.
  *  2. Probe io_uring once, so that "io_uring is disabled" is one clear
  *     message rather than one per worker.
- *  3. Build the shared state: scheduler, stack and task pools, workers.
+ *  3. Build the shared state: scheduler, stack and task pools, workers,
+ *     the blocking pool, and the watchdog's thread.
  *  4. Start one thread per worker. Each pins itself, creates its ring on its
  *     own thread (a single-issuer ring belongs to the thread that made it)
  *     and reports; start waits for all the reports.
@@ -16,7 +17,9 @@
  *  1. Mark the runtime stopping and cancel every live task; wait until no
  *     task is alive, cancelling again each second (a task may ignore one
  *     cancel and wait again).
- *  2. Tell the workers to exit, wake them, join their threads.
+ *  2. Stop the watchdog and the blocking pool (no call can be queued or
+ *     running: each has a task waiting for it), wait for a dump in
+ *     progress; tell the workers to exit, wake them, join their threads.
  *  3. Unpublish the runtime and free everything.
  * Must never: leave a half-started runtime behind, or return from stop while
  * a task can still run. */
@@ -86,11 +89,14 @@ static void *worker_main(void *arg)
 
     if (!atomic_load(&rt->exiting))
         weft__worker_loop(w);
+    /* io/: end what the ring has in flight while this thread, its only
+     * submitter, still exists; it is closed later, in destroy(). */
+    weft__ring_quiesce(w);
 
     weft__stack_cache_flush(rt, w);
     weft__task_cache_flush(rt, w);
-    if (!err)
-        weft__ring_exit(w);
+    /* The ring stays open until destroy() has joined every thread: other
+     * threads may still wake this worker (write its eventfd) until then. */
     weft__overflow_thread_exit(w->altstack);
     weft__worker_set_self(NULL);
     return NULL;
@@ -98,6 +104,12 @@ static void *worker_main(void *arg)
 
 static void destroy(struct weft__runtime *rt, unsigned nthreads)
 {
+    /* First the tools: no task is left to wait on the blocking pool, and
+     * the watchdog and any dump in progress read the workers and tasks
+     * freed below (the runtime is already unpublished). */
+    weft__watchdog_stop(rt);
+    weft__blocking_stop(rt);
+    weft__dump_quiesce();
     if (nthreads) {
         atomic_store(&rt->exiting, true);
         pthread_mutex_lock(&rt->start_lock);
@@ -106,6 +118,9 @@ static void destroy(struct weft__runtime *rt, unsigned nthreads)
         weft__idle_wake_all(rt);
         for (unsigned i = 0; i < nthreads; i++)
             pthread_join(rt->workers[i]->thread, NULL);
+        /* No thread can wake a worker any more: now close the rings. */
+        for (unsigned i = 0; i < nthreads; i++)
+            weft__ring_exit(rt->workers[i]);
     }
     if (rt->workers) {
         for (unsigned i = 0; i < rt->nworkers; i++) {
@@ -187,6 +202,10 @@ static int start(const weft_config_t *cfg)
     }
     if ((err = weft__overflow_install(rt)))
         goto fail;
+    /* The blocking pool (no thread until a call needs one) and the
+     * watchdog's thread, which samples the workers built above. */
+    if ((err = weft__blocking_start(rt)) || (err = weft__watchdog_start(rt)))
+        goto fail;
 
     /* Step 4 */
     unsigned nthreads = 0;
@@ -254,10 +273,12 @@ WEFT_API int weft_stop(void)
         uint64_t now = weft_now_ns();
         if (now >= next_cancel) {
             weft__task_for_each(rt, cancel_live, rt);
-            if (next_cancel)
+            if (next_cancel) {
                 weft__warn("stop is waiting for %" PRIu64 " tasks that "
                            "did not finish when cancelled",
                            weft__live_tasks(rt));
+                weft__blocking_warn_running(rt);
+            }
             next_cancel = now + 1000000000ull;
         }
         if (weft__live_tasks(rt) == 0)

@@ -94,6 +94,12 @@ enum {
     TASK_CLAIMED = 1u << 2,      /* a joiner owns the handle */
     TASK_DETACHED = 1u << 3,     /* nobody will join */
     TASK_JOIN_WAITING = 1u << 4, /* the joiner is blocked on it */
+    /* Coordination (sched/join.c, cancel.c, group.c): */
+    TASK_WATCHED = 1u << 5,     /* completion watchers may be listed */
+    TASK_CANCEL_PIN = 1u << 6,  /* weft_cancel is at work: a freer waits */
+    TASK_CANCELLED = 1u << 7,   /* a cancel was requested through the API */
+    TASK_IN_GROUP = 1u << 8,    /* spawned into a group */
+    TASK_OWNS_GROUPS = 1u << 9, /* created a group */
 };
 
 /* Park protocol states (task.park), sched/wait.c. */
@@ -110,14 +116,17 @@ enum {
     TFLAG_MAIN = 1u << 1,   /* the task weft_run started */
 };
 
-/* How the current wait of a task must be cancelled (task.wait_kind). */
+/* How the current wait of a task ends early (task.wait_kind). */
 enum {
     WAIT_NONE = 0,   /* not waiting */
-    WAIT_DIRECT = 1, /* a cancel may claim the waiter at once */
-    WAIT_IO = 2,     /* ask the home worker to cancel the I/O; the wait ends
-                        only with the operation's own completion */
-    WAIT_UNCANCELLABLE = 3,
+    WAIT_DIRECT = 1, /* a cancel or the deadline ends it at once */
+    WAIT_CUSTOM = 2, /* its owner decides: a cancel calls task.wait_cancel,
+                        and deadlines are the owner's to arm (an I/O wait
+                        ends only with the operation's own completion) */
+    WAIT_UNCANCELLABLE = 3, /* only the awaited event ends it */
 };
+
+typedef void (*weft__wait_cancel_fn)(struct weft__task *t, uint32_t seq);
 
 struct weft__task {
     /* Run queue link: owned by whichever queue holds the task. Also the
@@ -143,6 +152,18 @@ struct weft__task {
     /* A cancel request not yet delivered to a wait. Any thread sets it. */
     _Atomic uint32_t cancel;
     _Atomic uint32_t wait_kind; /* WAIT_*, for cancel */
+    /* Deadline scopes pushed and not popped (sched/deadline.c; the task
+     * itself only). A counter that may carry over to the next life, which
+     * is harmless: a scope also records its task's handle. It fills a hole:
+     * the rest of the coordination state lives beside the descriptor
+     * (sched/task_ext.c), since every byte here costs spawn+join. */
+    uint32_t deadline_depth;
+    /* WAIT_CUSTOM: called by weft__task_cancel, on the cancelling thread,
+     * with the seq of the wait to cancel. It must arrange for that wait to
+     * end, now or later, and touch only memory that outlives the wait (the
+     * task, or the object waited on): the wait may already have ended. */
+    _Atomic(weft__wait_cancel_fn) wait_cancel;
+    _Atomic(void *) wait_obj; /* what a WAIT_CUSTOM wait is on, for its hook */
     struct weft__waiter waiter;
     /* The joiner blocked in weft_join, and the seq of its wait. */
     struct weft__waiter *joiner;
@@ -157,7 +178,8 @@ struct weft__task {
     /* For the dump and the watchdog. */
     const char *name;
     void *spawn_site;
-    const char *wait_what; /* what the current wait is on, or NULL */
+    _Atomic(const char *) wait_what; /* what the current wait is on, or NULL;
+                                        read by the dump */
 #if defined(WEFT_ASAN)
     void *asan_fake_stack;
 #endif
@@ -254,6 +276,10 @@ struct weft__runtime {
     unsigned started;
     int start_error;
     char start_reason[256];
+    /* The blocking pool and the watchdog (runtime/blocking.c, watchdog.c):
+     * set at start-up step 3, stopped first thing in destroy. */
+    struct weft__blocking *blocking;
+    struct weft__watchdog *watchdog;
 };
 
 /* The running runtime, or NULL. Set by weft_start, cleared by weft_stop. */
@@ -278,5 +304,60 @@ void weft__overflow_thread_exit(void *altstack);
 
 /* Tasks alive: spawned minus finished, summed over workers (see runtime.c). */
 uint64_t weft__live_tasks(struct weft__runtime *rt);
+
+/* ---- Blocking pool, watchdog, dump ------------------------------------------*/
+
+/* The blocking pool (runtime/blocking.c). start: at start-up (checks
+ * cfg.blocking_threads, starts no thread yet); -EINVAL or -ENOMEM. stop:
+ * once no task is left (so no call is queued or running); joins every
+ * thread and frees the pool. Safe on a runtime whose start failed. */
+int weft__blocking_start(struct weft__runtime *rt);
+void weft__blocking_stop(struct weft__runtime *rt);
+/* For weft_stop's "still waiting" warning: explain the tasks held up by
+ * blocking calls that are still running (they cannot be interrupted). */
+void weft__blocking_warn_running(struct weft__runtime *rt);
+/* What a fiber waiting on the pool waits on (task.wait_what). */
+extern const char weft__blocking_what[];
+/* Is task t's blocking call still queued (not yet running)? For the dump. */
+bool weft__blocking_queued(struct weft__runtime *rt, struct weft__task *t);
+struct weft__blocking_stats {
+    unsigned max_threads, threads, idle, running;
+    size_t queued;
+};
+void weft__blocking_stats(struct weft__runtime *rt,
+                          struct weft__blocking_stats *out);
+/* How long an idle pool thread lingers before it exits, in ns. Tests shrink
+ * it before weft_start; WEFT_BLOCKING_IDLE_MS by default. */
+extern uint64_t weft__blocking_idle_ns;
+/* Tests: the next this many thread starts of the pool fail with -EAGAIN. */
+extern _Atomic unsigned weft__blocking_fail_starts;
+
+/* The watchdog (runtime/watchdog.c): a thread sampling each worker's switch
+ * counter, started at start-up unless cfg.watchdog_ns is UINT64_MAX; stop
+ * joins it. Safe on a runtime whose start failed. */
+int weft__watchdog_start(struct weft__runtime *rt);
+void weft__watchdog_stop(struct weft__runtime *rt);
+
+/* The dump (runtime/dump.c). quiesce: wait for any weft_dump still reading
+ * the runtime; call after weft__rt is cleared, before the runtime is freed. */
+void weft__dump_quiesce(void);
+/* A task's identity, read while it may change (see runtime/dump.c). */
+struct weft__task_info {
+    uint32_t index, gen; /* named "task <index+1>.<gen>" */
+    uint64_t state;      /* as read with the generation: TASK_* flags */
+    const char *name;
+    weft_fn fn;
+    void *spawn_site;
+    bool started;        /* has run (has a stack) */
+    bool pinned;
+    uint16_t home;       /* pinned: its worker */
+    uint64_t deadline;   /* its deadline scope, UINT64_MAX: none */
+};
+/* Read t's identity. False if t is not a live task, or was freed or reused
+ * while being read. Any thread. */
+bool weft__task_read(struct weft__task *t, struct weft__task_info *out);
+/* Write `task 5.1 "name" (fn f, spawned at g+0x2c)` into buf. */
+void weft__task_describe(const struct weft__task_info *info, char *buf,
+                         size_t len);
 
 #endif /* WEFT_RUNTIME_RUNTIME_H */

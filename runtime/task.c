@@ -127,6 +127,8 @@ static void reset(struct weft__task *t)
     t->home = 0;
     atomic_store_explicit(&t->cancel, 0, memory_order_relaxed);
     atomic_store_explicit(&t->wait_kind, WAIT_NONE, memory_order_relaxed);
+    atomic_store_explicit(&t->wait_cancel, NULL, memory_order_relaxed);
+    atomic_store_explicit(&t->wait_obj, NULL, memory_order_relaxed);
     t->joiner = NULL;
     t->joiner_seq = 0;
     t->timer_seq = 0;
@@ -135,7 +137,7 @@ static void reset(struct weft__task *t)
     t->deadline = UINT64_MAX;
     t->name = NULL;
     t->spawn_site = NULL;
-    t->wait_what = NULL;
+    atomic_store_explicit(&t->wait_what, NULL, memory_order_relaxed);
 #if defined(WEFT_ASAN)
     t->asan_fake_stack = NULL;
 #endif

@@ -139,6 +139,11 @@ static void participate(struct job *j, unsigned me)
             else
                 j->body(lo, hi, j->arg);
             finish_piece(j, hi - lo);
+            /* A parallel loop holds its workers on purpose: each piece
+             * counts as a switch for the watchdog, which then reports only
+             * a single piece that outlasts its threshold. The body may
+             * have moved the task: ask which worker runs it. */
+            weft__watchdog_pet(weft__worker_self());
         } else if (!steal(j, me)) {
             return;
         }

@@ -113,6 +113,21 @@ struct weft__qlink *weft__runq_pop(struct weft__runq *q)
     }
 }
 
+struct weft__qlink *weft__runq_pop_unshared(struct weft__runq *q)
+{
+    const uint32_t t = atomic_load_explicit(&q->tail, memory_order_relaxed);
+    const uint32_t h = atomic_load_explicit(&q->head, memory_order_relaxed);
+    if (h == t)
+        return NULL;
+    struct weft__qlink *item =
+        atomic_load_explicit(&q->slots[h & MASK], memory_order_relaxed);
+    /* No thief exists to race with (the caller's promise), so a plain
+     * store replaces the CAS; release keeps I5 for weft__runq_len readers
+     * and the owner's own later pushes. */
+    atomic_store_explicit(&q->head, h + 1u, memory_order_release);
+    return item;
+}
+
 /* Copy about half of victim's items, the oldest, into thief's slots from
  * index tt on, and claim them. Returns how many (0 if victim is empty). */
 static uint32_t grab(struct weft__runq *thief, uint32_t tt, uint32_t room,

@@ -41,6 +41,10 @@ size_t weft__runq_push(struct weft__runq *q, struct weft__qlink *item,
 /* Owner: take the oldest item, or NULL if q is empty. */
 struct weft__qlink *weft__runq_pop(struct weft__runq *q);
 
+/* Owner, when no thief can exist (the runtime has a single worker): take
+ * the oldest item without a CAS. Never mix with steal on the same queue. */
+struct weft__qlink *weft__runq_pop_unshared(struct weft__runq *q);
+
 /* Thief (another worker): move about half of victim's items (the oldest)
  * into the thief's own queue, which must be empty, and return the newest
  * of them for the thief to run now (not left in its queue). NULL if the

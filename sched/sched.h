@@ -51,6 +51,7 @@ struct weft__worker {
     /* ---- Touched by other workers ---- */
     struct weft__runq runq; /* steal() only, from others */
     struct weft__mpsc inbox; /* any thread pushes; owner takes */
+    struct weft__mpsc msgs;  /* weft__msg: any thread posts; owner runs */
     /* PARK state for unpark_worker (sched/idle.c): any thread. */
     _Alignas(64) _Atomic uint32_t park_state;
     /* Timers: the owner adds and expires; a task that armed one here and
@@ -84,8 +85,12 @@ struct weft__worker {
     unsigned stack_cache_len;
     struct weft__qlist task_cache;
     pthread_t thread;
-    /* Time the current task was switched in (for the watchdog). */
-    _Atomic uint64_t run_since;
+    /* For the watchdog, any thread reads: switches so far (and yields
+     * that found nothing to switch to), and the task switched to last
+     * (NULL: the loop). Written on every switch. */
+    _Atomic uint64_t switches;
+    _Atomic(struct weft__task *) running;
+    bool solo;                    /* the only worker: no thieves exist */
 #if defined(WEFT_TSAN)
     void *tsan_sched_fiber;
 #endif
@@ -142,9 +147,25 @@ void weft__enqueue(struct weft__runtime *rt, struct weft__worker *w,
 /* Begin a wait on waiter wt: returns the seq that identifies it. Until the
  * wait ends, whoever holds (wt, seq) may end it with weft__waiter_wake. The
  * caller then registers (wt, seq) where wakers will find it, and calls
- * weft__waiter_block. kind: WAIT_DIRECT, WAIT_IO or WAIT_UNCANCELLABLE. */
+ * weft__waiter_block. kind: WAIT_DIRECT or WAIT_UNCANCELLABLE; `what` names
+ * the wait in dumps ("join", "sleep", "channel recv"). */
 uint32_t weft__waiter_begin(struct weft__waiter *wt, uint32_t kind,
                             const char *what);
+/* Begin a WAIT_CUSTOM wait of the calling task: a cancel calls
+ * cancel(task, seq) (see runtime.h) instead of ending the wait, and
+ * weft__waiter_block arms no deadline: the owner arms its own (an I/O
+ * deadline is a linked timeout), using weft__wait_deadline. */
+uint32_t weft__waiter_begin_custom(struct weft__waiter *wt, const char *what,
+                                   void (*cancel)(struct weft__task *t,
+                                                  uint32_t seq),
+                                   void *obj);
+/* The deadline that applies to a wait of task t that asks for `deadline`:
+ * the earlier of it and the task's innermost deadline scope. */
+static inline uint64_t weft__wait_deadline(struct weft__task *t,
+                                           uint64_t deadline)
+{
+    return t && t->deadline < deadline ? t->deadline : deadline;
+}
 /* Block until the wait ends (a wake, the deadline (absolute weft_now_ns time;
  * UINT64_MAX: none) or a cancel) and return its outcome: what the waker
  * passed, -ETIMEDOUT, or -ECANCELED. The task's deadline scope is applied
@@ -193,9 +214,49 @@ bool weft__work_visible(struct weft__runtime *rt, struct weft__worker *w);
 void weft__task_finished(struct weft__runtime *rt, struct weft__worker *w,
                          struct weft__task *t);
 
+/* ---- Messages to one worker (sched/worker.c) ------------------------------ */
+
+/* Work that must run on one worker's thread: io/ uses it to get an
+ * operation's cancel, or a listener's teardown, to the thread that owns the
+ * ring (only that thread may submit to it). The owner runs its messages in
+ * maintenance, oldest first, from its loop's context (never on a task's
+ * stack): within WEFT_MAINTENANCE_INTERVAL scheduling decisions, or at once
+ * if it was parked. A message is owned by the poster until its run begins;
+ * run may then reuse or free it. Like a task, a message is in one queue at a
+ * time: embed it in an object that outlives it and guard reposting with a
+ * flag (io/ring.c: sweep_posted). Allocation-free. */
+struct weft__msg {
+    struct weft__qlink q; /* first: the inbox threads through it */
+    void (*run)(struct weft__worker *w, struct weft__msg *m);
+};
+
+/* Any thread: queue m for worker w and wake w if it is parked. */
+void weft__worker_post(struct weft__runtime *rt, struct weft__worker *w,
+                       struct weft__msg *m);
+
 /* ---- Spawning to a chosen worker (used by the parallel loops) ------------ */
 int weft__spawn_on(struct weft__runtime *rt, struct weft__worker *self,
                    unsigned worker, weft_fn fn, void *arg);
+
+/* weft_spawn_ex with a hook: prepare(t, ctx) runs on the new descriptor
+ * after it is set up and before it is made ready (groups link their child
+ * there, so it can neither run nor finish unregistered). site: the spawn
+ * site to record. Errors as weft_spawn_ex, or prepare's: if it returns
+ * non-zero the descriptor is freed and nothing runs. */
+int weft__spawn(weft_task_t *out, weft_fn fn, void *arg,
+                const weft_spawn_opts_t *opts, void *site,
+                int (*prepare)(struct weft__task *t, void *ctx), void *ctx);
+
+/* Count a point where the task running on w gave its worker up, or
+ * computes on purpose (a parallel loop's piece done), as a switch for the
+ * watchdog (runtime/watchdog.c). Owner thread only: one relaxed increment. */
+static inline void weft__watchdog_pet(struct weft__worker *w)
+{
+    atomic_store_explicit(
+        &w->switches,
+        atomic_load_explicit(&w->switches, memory_order_relaxed) + 1,
+        memory_order_relaxed);
+}
 
 /* Per-worker random numbers (xorshift64*). */
 static inline uint64_t weft__rand(struct weft__worker *w)

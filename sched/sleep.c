@@ -43,14 +43,9 @@ WEFT_API int weft_yield(void)
         weft__misuse("weft_yield", "called from a plain thread, not a fiber");
         return -EPERM;
     }
-    /* Nothing else ready here and no maintenance due: nothing to yield to.
-     * Every WEFT_MAINTENANCE_INTERVAL yields still pass through the loop, so
+    /* weft__schedule returns at once when nothing else is ready here; every
+     * WEFT_MAINTENANCE_INTERVAL decisions it passes through the loop, so
      * that timers, the ring and the injection queue keep moving. */
-    if ((w->tick + 1) % WEFT_MAINTENANCE_INTERVAL != 0 && !w->shuffle &&
-        !w->pinned.head && weft__runq_len(&w->runq) == 0) {
-        w->tick++;
-        return 0;
-    }
     weft__schedule(w, SWITCH_YIELD);
     return 0;
 }

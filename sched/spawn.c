@@ -1,7 +1,8 @@
 /* sched/spawn.c: creating tasks. Entry points: weft_spawn, weft_spawn_ex,
- * weft__spawn_on. A spawn allocates a descriptor (no stack: the task gets
- * one when it first runs) and makes it ready on the spawning worker, or in
- * the injection queue when the caller is a plain thread.
+ * weft__spawn (with a hook for groups), weft__spawn_on. A spawn allocates a
+ * descriptor (no stack: the task gets one when it first runs) and makes it
+ * ready on the spawning worker, or in the injection queue when the caller
+ * is a plain thread.
  * Must never: leave a descriptor behind when it fails, or run fn when it
  * reports failure. */
 #include <errno.h>
@@ -23,8 +24,10 @@ static void count_spawn(struct weft__runtime *rt, struct weft__worker *w)
                                   memory_order_release);
 }
 
-static int spawn(weft_task_t *out, weft_fn fn, void *arg,
-                 const weft_spawn_opts_t *opts, void *site)
+static inline int spawn(weft_task_t *out, weft_fn fn, void *arg,
+                        const weft_spawn_opts_t *opts, void *site,
+                        int (*prepare)(struct weft__task *t, void *ctx),
+                        void *ctx)
 {
     struct weft__runtime *rt = weft__runtime();
     if (!rt)
@@ -62,7 +65,14 @@ static int spawn(weft_task_t *out, weft_fn fn, void *arg,
     if (!out)
         atomic_store_explicit(&t->state, st | TASK_DETACHED,
                               memory_order_relaxed);
-    else
+    if (prepare) {
+        int err = prepare(t, ctx);
+        if (err) {
+            weft__task_free(rt, w, t); /* never queued: nobody saw it */
+            return err;
+        }
+    }
+    if (out)
         out->id_ = weft__task_handle(t, (uint32_t)(st >> 32));
     count_spawn(rt, w);
     weft__enqueue(rt, w, t);
@@ -71,13 +81,22 @@ static int spawn(weft_task_t *out, weft_fn fn, void *arg,
 
 WEFT_API int weft_spawn(weft_task_t *task, weft_fn fn, void *arg)
 {
-    return spawn(task, fn, arg, NULL, __builtin_return_address(0));
+    return spawn(task, fn, arg, NULL, __builtin_return_address(0), NULL,
+                 NULL);
 }
 
 WEFT_API int weft_spawn_ex(weft_task_t *task, weft_fn fn, void *arg,
                            const weft_spawn_opts_t *opts)
 {
-    return spawn(task, fn, arg, opts, __builtin_return_address(0));
+    return spawn(task, fn, arg, opts, __builtin_return_address(0), NULL,
+                 NULL);
+}
+
+int weft__spawn(weft_task_t *out, weft_fn fn, void *arg,
+                const weft_spawn_opts_t *opts, void *site,
+                int (*prepare)(struct weft__task *t, void *ctx), void *ctx)
+{
+    return spawn(out, fn, arg, opts, site, prepare, ctx);
 }
 
 int weft__spawn_on(struct weft__runtime *rt, struct weft__worker *self,

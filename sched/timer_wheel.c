@@ -25,15 +25,16 @@
  *     overflow ticks, exact after each cascade).
  *  5. A timer added with td < E waits on `due`. Its deadline is at most
  *     (E - 1) ticks, before every slotted deadline, so due fires first.
- *  6. `firing` holds, in deadline order, what expire has collected and not
- *     yet fired; those timers stay armed, so a fire callback may remove them.
- *  7. cur_sorted (due_sorted) true: the current slot (due) is in deadline
+ *  6. cur_sorted (due_sorted) true: the current slot (due) is in deadline
  *     order. Appending in order keeps it; an out-of-order append clears it
  *     and the next partial firing sorts the list again.
  *
- * Expire collects everything due into `firing` first and only then calls
- * fire, so whatever a callback adds is placed relative to the final E and
- * waits for the next call, whatever its deadline. */
+ * Expire walks the events from E to the tick of now. It fires each batch
+ * (the due list, a level-0 slot, the due part of the current slot) as soon
+ * as it has sorted it, while its timers are in cache; the batch waits on
+ * `firing`, where they stay armed so that a callback may remove them. A
+ * timer added while expire runs waits on `deferred` and is placed when
+ * expire returns, so it never fires in that call, whatever its deadline. */
 #include "timer_wheel.h"
 
 #include <stdio.h>
@@ -52,7 +53,12 @@
 /* The tick of deadline UINT64_MAX, 2^48: the largest tick there is. */
 #define TICK_LIMIT ((UINT64_MAX >> SHIFT) + 1)
 
-enum { WHERE_OVERFLOW = LEVELS * SLOTS, WHERE_DUE, WHERE_FIRING };
+enum {
+    WHERE_OVERFLOW = LEVELS * SLOTS, /* below: level * SLOTS + slot */
+    WHERE_DUE,
+    WHERE_FIRING,
+    WHERE_DEFERRED,
+};
 
 _Static_assert(SLOTS <= 64, "a level's occupancy is one 64-bit word");
 _Static_assert(WHEEL_BITS < 64, "block arithmetic shifts by WHEEL_BITS");
@@ -111,24 +117,6 @@ static inline bool list_unlink(struct weft__timer **head, struct weft__timer *t)
     return false;
 }
 
-/* Append the whole list src to dst. */
-static inline void list_splice(struct weft__timer **dst,
-                               struct weft__timer *src)
-{
-    struct weft__timer *d = *dst;
-    if (!src)
-        return;
-    if (!d) {
-        *dst = src;
-        return;
-    }
-    struct weft__timer *dtail = d->prev, *stail = src->prev;
-    dtail->next = src;
-    src->prev = dtail;
-    stail->next = d;
-    d->prev = stail;
-}
-
 /* Stable merge of two NULL-terminated chains; a's come first on ties. */
 static struct weft__timer *merge(struct weft__timer *a, struct weft__timer *b)
 {
@@ -148,10 +136,11 @@ static struct weft__timer *merge(struct weft__timer *a, struct weft__timer *b)
     return first;
 }
 
-/* Sort a list by deadline, stably: equal deadlines fire in the order they
- * were queued. A bottom-up merge sort in O(k log k) and no memory but a
- * binary counter of runs (the scheme of Linux's list_sort): it merges runs
- * while they are still in cache. An already sorted list costs one pass. */
+/* Sort a list by deadline: a bottom-up merge sort in O(k log k) and no
+ * memory but a binary counter of runs (the scheme of Linux's list_sort),
+ * which merges runs while they are still in cache. An already sorted list
+ * costs one pass. Equal deadlines keep their order in the list, but that is
+ * not the order of their adds: cascades reorder (see place_all). */
 static void list_sort(struct weft__timer **head)
 {
     struct weft__timer *h = *head, *p = h;
@@ -198,11 +187,16 @@ static inline struct weft__timer **list_of(struct weft__timer_wheel *w,
 {
     if (where < WHERE_OVERFLOW)
         return &w->slots[where / SLOTS][where % SLOTS];
-    if (where == WHERE_OVERFLOW)
+    switch (where) {
+    case WHERE_OVERFLOW:
         return &w->overflow;
-    if (where == WHERE_DUE)
+    case WHERE_DUE:
         return &w->due;
-    return &w->firing;
+    case WHERE_FIRING:
+        return &w->firing;
+    default:
+        return &w->deferred;
+    }
 }
 
 /* Put t, whose tick is >= w->tick, in its slot or on overflow. */
@@ -222,12 +216,28 @@ static void place(struct weft__timer_wheel *w, struct weft__timer *t)
         (63u - (unsigned)__builtin_clzll(diff | SLOT_MASK)) / LBITS;
     unsigned slot = (unsigned)(td >> (level * LBITS)) & SLOT_MASK;
     struct weft__timer **head = &w->slots[level][slot];
-    if (td == w->tick) /* the current slot (invariant 7) */
+    if (td == w->tick) /* the current slot (invariant 6) */
         w->cur_sorted =
             !*head || (w->cur_sorted && (*head)->prev->deadline <= t->deadline);
     t->where = level * SLOTS + slot;
     list_push(head, t);
     w->occupied[level] |= 1ull << slot;
+}
+
+/* Put t in the wheel: in a slot, on overflow or, if its tick has been
+ * processed already, on due. */
+static void arm(struct weft__timer_wheel *w, struct weft__timer *t)
+{
+    if (ceil_tick(t->deadline) >= w->tick) {
+        place(w, t);
+        return;
+    }
+    w->due_sorted =
+        !w->due || (w->due_sorted && w->due->prev->deadline <= t->deadline);
+    if (t->deadline < w->due_min)
+        w->due_min = t->deadline;
+    t->where = WHERE_DUE;
+    list_push(&w->due, t);
 }
 
 /* The tick of the wheel's next event, UINT64_MAX if it has none, and where
@@ -271,21 +281,28 @@ static struct weft__timer *take_slot(struct weft__timer_wheel *w,
     return list;
 }
 
-/* Place every timer of a detached list again, relative to w->tick. */
+/* Place every timer of a detached list again, relative to w->tick. The
+ * walk is a chain of cache misses on a large wheel, so it is done from
+ * both ends at once: two independent chains of loads overlap. */
 static void place_all(struct weft__timer_wheel *w, struct weft__timer *list)
 {
     if (!list)
         return;
-    list->prev->next = NULL;
-    while (list) {
-        struct weft__timer *t = list;
-        list = list->next;
-        place(w, t);
+    struct weft__timer *fwd = list, *back = list->prev;
+    while (fwd != back) {
+        struct weft__timer *f = fwd, *b = back;
+        fwd = fwd->next;
+        back = back->prev;
+        place(w, f);
+        place(w, b);
+        if (b == fwd) /* the two ends met */
+            return;
     }
+    place(w, fwd);
 }
 
-/* Move the leading timers of a sorted list whose deadline is <= now to the
- * end of firing. */
+/* Move the leading timers of a sorted list whose deadline is <= now to
+ * firing. */
 static void take_due(struct weft__timer_wheel *w, struct weft__timer **head,
                      uint64_t now)
 {
@@ -295,6 +312,28 @@ static void take_due(struct weft__timer_wheel *w, struct weft__timer **head,
         t->where = WHERE_FIRING;
         list_push(&w->firing, t);
     }
+}
+
+static inline void disarm(struct weft__timer_wheel *w, struct weft__timer *t)
+{
+    t->armed = false;
+    t->next = t->prev = NULL;
+    w->count--;
+}
+
+/* Fire the batch on firing, in order; callbacks may remove from it. */
+static size_t fire_batch(struct weft__timer_wheel *w, weft__timer_fire_fn fire,
+                         void *ctx)
+{
+    size_t fired = 0;
+    struct weft__timer *t;
+    while ((t = w->firing)) {
+        list_unlink(&w->firing, t);
+        disarm(w, t);
+        fired++;
+        fire(t, ctx);
+    }
+    return fired;
 }
 
 /* ---- Invariant checks (WEFT_DEBUG_LEVEL >= 2) -------------------------- */
@@ -337,6 +376,8 @@ static void check_list(const struct weft__timer_wheel *w,
             CHECK(td >= w->overflow_min);
         } else if (where == WHERE_DUE) {
             CHECK(td < w->tick && t->deadline >= w->due_min);
+        } else if (where == WHERE_DEFERRED) {
+            CHECK(w->expiring && t->deadline >= w->deferred_min);
         }
         CHECK(++*n <= w->count); /* also stops a cycle that misses head */
         t = t->next;
@@ -357,6 +398,7 @@ static void check_all(const struct weft__timer_wheel *w)
     check_list(w, w->overflow, WHERE_OVERFLOW, false, &n);
     check_list(w, w->due, WHERE_DUE, w->due_sorted, &n);
     check_list(w, w->firing, WHERE_FIRING, true, &n);
+    check_list(w, w->deferred, WHERE_DEFERRED, false, &n);
     CHECK(n == w->count);
 }
 
@@ -386,6 +428,7 @@ void weft__wheel_init(struct weft__timer_wheel *w, uint64_t now_ns)
         .tick = (now_ns >> SHIFT) + 1,
         .overflow_min = UINT64_MAX,
         .due_min = UINT64_MAX,
+        .deferred_min = UINT64_MAX,
         .cur_sorted = true,
         .due_sorted = true,
     };
@@ -401,24 +444,15 @@ void weft__wheel_add(struct weft__timer_wheel *w, struct weft__timer *t,
     t->deadline = deadline_ns;
     t->armed = true;
     w->count++;
-    if (ceil_tick(deadline_ns) >= w->tick) {
-        place(w, t);
+    if (w->expiring) {
+        if (deadline_ns < w->deferred_min)
+            w->deferred_min = deadline_ns;
+        t->where = WHERE_DEFERRED;
+        list_push(&w->deferred, t);
     } else {
-        w->due_sorted =
-            !w->due || (w->due_sorted && w->due->prev->deadline <= deadline_ns);
-        if (deadline_ns < w->due_min)
-            w->due_min = deadline_ns;
-        t->where = WHERE_DUE;
-        list_push(&w->due, t);
+        arm(w, t);
     }
     debug_check(w);
-}
-
-static inline void disarm(struct weft__timer_wheel *w, struct weft__timer *t)
-{
-    t->armed = false;
-    t->next = t->prev = NULL;
-    w->count--;
 }
 
 void weft__wheel_remove(struct weft__timer_wheel *w, struct weft__timer *t)
@@ -428,18 +462,20 @@ void weft__wheel_remove(struct weft__timer_wheel *w, struct weft__timer *t)
         return;
     }
 #if WEFT_DEBUG_LEVEL >= 1
-    if (t->where > WHERE_FIRING || w->count == 0)
+    if (t->where > WHERE_DEFERRED || w->count == 0)
         misuse("remove of a timer armed in no wheel or in another one");
 #endif
     uint32_t where = t->where;
     if (list_unlink(list_of(w, where), t)) {
-        if (where < WHERE_OVERFLOW)
+        if (where < WHERE_OVERFLOW) {
             w->occupied[where / SLOTS] &= ~(1ull << (where % SLOTS));
-        else if (where == WHERE_OVERFLOW)
+        } else if (where == WHERE_OVERFLOW) {
             w->overflow_min = UINT64_MAX;
-        else if (where == WHERE_DUE) {
+        } else if (where == WHERE_DUE) {
             w->due_min = UINT64_MAX;
             w->due_sorted = true;
+        } else if (where == WHERE_DEFERRED) {
+            w->deferred_min = UINT64_MAX;
         }
     }
     disarm(w, t);
@@ -448,84 +484,22 @@ void weft__wheel_remove(struct weft__timer_wheel *w, struct weft__timer *t)
 
 uint64_t weft__wheel_next_expiry(const struct weft__timer_wheel *w)
 {
-    /* Timers on firing and due precede every slotted one (invariant 5);
-     * firing is sorted, and due is, or has a lower bound. */
-    if (w->firing || w->due) {
-        uint64_t first = UINT64_MAX;
-        if (w->firing)
-            first = w->firing->deadline;
-        if (w->due) {
-            uint64_t d = w->due_sorted ? w->due->deadline : w->due_min;
-            if (d < first)
-                first = d;
-        }
-        return tick_ns(ceil_tick(first));
-    }
     unsigned level, slot;
     uint64_t at = next_event(w, &level, &slot);
-    return at == UINT64_MAX ? UINT64_MAX : tick_ns(at);
-}
-
-/* Move every timer whose deadline is <= now to firing, in deadline order,
- * and advance w->tick to the tick after now's, visiting only events. */
-static void collect(struct weft__timer_wheel *w, uint64_t now)
-{
-    /* Ticks up to now's are wholly due; the next one may be in part. */
-    uint64_t target = (now >> SHIFT) + 1;
-
-    if (w->due) {
-        if (!w->due_sorted) {
-            list_sort(&w->due);
-            w->due_sorted = true;
-        }
-        take_due(w, &w->due, now); /* all of it, unless now went back */
-        if (!w->due)
-            w->due_min = UINT64_MAX;
-    }
-
-    while (target > w->tick) {
-        unsigned level, slot;
-        uint64_t at = next_event(w, &level, &slot);
-        /* A slot to cascade at target is done now, so that target's own
-         * timers are all on level 0 below. */
-        if (at > target || (at == target && level == 0))
-            break;
-        set_tick(w, at);
-        if (level == 0) {
-            struct weft__timer *list = take_slot(w, 0, slot), *t;
-            list_sort(&list);
-            t = list;
-            do {
-                t->where = WHERE_FIRING;
-                t = t->next;
-            } while (t != list);
-            list_splice(&w->firing, list);
-        } else if (level < LEVELS) {
-            place_all(w, take_slot(w, level, slot));
-        } else {
-            struct weft__timer *list = w->overflow;
-            w->overflow = NULL;
-            w->overflow_min = UINT64_MAX;
-            place_all(w, list);
-        }
-    }
-    if (target > w->tick)
-        set_tick(w, target);
-
-    /* The current slot's deadlines are in ((tick - 1), tick] ticks. */
-    if (now > (w->tick - 1) << SHIFT) {
-        unsigned s = w->tick & SLOT_MASK;
-        struct weft__timer **head = &w->slots[0][s];
-        if (*head) {
-            if (!w->cur_sorted) {
-                list_sort(head);
-                w->cur_sorted = true;
-            }
-            take_due(w, head, now);
-            if (!*head)
-                w->occupied[0] &= ~(1ull << s);
-        }
-    }
+    uint64_t first = at == UINT64_MAX ? UINT64_MAX : tick_ns(at);
+    /* Off the slots, the earliest deadline is known exactly (a sorted list)
+     * or by a lower bound. Due's precede every event; inside expire,
+     * firing's and deferred's need not. */
+    uint64_t d = UINT64_MAX;
+    if (w->due)
+        d = w->due_sorted ? w->due->deadline : w->due_min;
+    if (w->firing && w->firing->deadline < d)
+        d = w->firing->deadline;
+    if (w->deferred && w->deferred_min < d)
+        d = w->deferred_min;
+    if (d != UINT64_MAX && tick_ns(ceil_tick(d)) < first)
+        first = tick_ns(ceil_tick(d));
+    return first;
 }
 
 size_t weft__wheel_expire(struct weft__timer_wheel *w, uint64_t now_ns,
@@ -540,18 +514,75 @@ size_t weft__wheel_expire(struct weft__timer_wheel *w, uint64_t now_ns,
         return 0;
     }
     w->expiring = true;
-    collect(w, now_ns);
-    debug_check(w);
-
     size_t fired = 0;
-    struct weft__timer *t;
-    while ((t = w->firing)) {
-        list_unlink(&w->firing, t);
-        disarm(w, t);
-        fired++;
-        fire(t, ctx);
+    /* Ticks up to now's are wholly due; the next one may be in part. */
+    uint64_t target = (now_ns >> SHIFT) + 1;
+
+    /* Due deadlines precede all others (invariant 5). */
+    if (w->due) {
+        if (!w->due_sorted) {
+            list_sort(&w->due);
+            w->due_sorted = true;
+        }
+        take_due(w, &w->due, now_ns); /* all of it, unless now went back */
+        if (!w->due)
+            w->due_min = UINT64_MAX;
+        fired += fire_batch(w, fire, ctx);
     }
+
+    /* Visit the events up to target, lowest first (invariant 3). */
+    while (target > w->tick) {
+        unsigned level, slot;
+        uint64_t at = next_event(w, &level, &slot);
+        /* A slot to cascade at target is done now, so that target's own
+         * timers are all on level 0 below. */
+        if (at > target || (at == target && level == 0))
+            break;
+        set_tick(w, at);
+        if (level == 0) {
+            w->firing = take_slot(w, 0, slot);
+            list_sort(&w->firing);
+            struct weft__timer *t = w->firing;
+            do {
+                t->where = WHERE_FIRING;
+                t = t->next;
+            } while (t != w->firing);
+            fired += fire_batch(w, fire, ctx);
+        } else if (level < LEVELS) {
+            place_all(w, take_slot(w, level, slot));
+        } else {
+            struct weft__timer *list = w->overflow;
+            w->overflow = NULL;
+            w->overflow_min = UINT64_MAX;
+            place_all(w, list);
+        }
+    }
+    if (target > w->tick)
+        set_tick(w, target);
+
+    /* The current slot's deadlines are in (tick - 1, tick] ticks. */
+    if (now_ns > (w->tick - 1) << SHIFT) {
+        unsigned s = w->tick & SLOT_MASK;
+        struct weft__timer **head = &w->slots[0][s];
+        if (*head) {
+            if (!w->cur_sorted) {
+                list_sort(head);
+                w->cur_sorted = true;
+            }
+            take_due(w, head, now_ns);
+            if (!*head)
+                w->occupied[0] &= ~(1ull << s);
+            fired += fire_batch(w, fire, ctx);
+        }
+    }
+
     w->expiring = false;
+    struct weft__timer *t;
+    while ((t = w->deferred)) {
+        list_unlink(&w->deferred, t);
+        arm(w, t);
+    }
+    w->deferred_min = UINT64_MAX;
     debug_check(w);
     return fired;
 }

@@ -43,6 +43,8 @@ struct weft__timer_wheel {
     struct weft__timer *due;                  /* added in a processed tick */
     uint64_t due_min;                         /* <= every due deadline */
     struct weft__timer *firing;               /* collected by expire */
+    struct weft__timer *deferred;             /* added during expire */
+    uint64_t deferred_min;                    /* <= every deferred deadline */
     size_t count;                             /* armed timers */
     bool cur_sorted;                          /* slot of tick is in order */
     bool due_sorted;                          /* due is in order */

@@ -152,7 +152,7 @@ uint32_t weft__waiter_begin(struct weft__waiter *wt, uint32_t kind,
     if (t) {
         atomic_store_explicit(&t->park, PARK_PARKING, memory_order_relaxed);
         atomic_store_explicit(&t->wait_kind, kind, memory_order_relaxed);
-        t->wait_what = what;
+        atomic_store_explicit(&t->wait_what, what, memory_order_relaxed);
     }
     /* seq_cst: publishes park and wait_kind to any waker or canceller that
      * reads this word (step 1), and orders it before block's read of the
@@ -160,6 +160,21 @@ uint32_t weft__waiter_begin(struct weft__waiter *wt, uint32_t kind,
     atomic_store_explicit(&wt->word, ((uint64_t)seq << 32) | WEFT_WAIT_PENDING,
                           memory_order_seq_cst);
     return seq;
+}
+
+uint32_t weft__waiter_begin_custom(struct weft__waiter *wt, const char *what,
+                                   void (*cancel)(struct weft__task *t,
+                                                  uint32_t seq),
+                                   void *obj)
+{
+    struct weft__task *t = wt->task;
+    if (t) {
+        /* Published by begin's seq_cst store of the word, which a canceller
+         * reads before it reads these. */
+        atomic_store_explicit(&t->wait_cancel, cancel, memory_order_relaxed);
+        atomic_store_explicit(&t->wait_obj, obj, memory_order_relaxed);
+    }
+    return weft__waiter_begin(wt, WAIT_CUSTOM, what);
 }
 
 bool weft__waiter_wake(struct weft__waiter *wt, uint32_t seq, int32_t outcome)
@@ -196,14 +211,19 @@ int32_t weft__waiter_block(struct weft__worker **wp, struct weft__waiter *wt,
     struct weft__worker *w = *wp;
     uint32_t kind = atomic_load_explicit(&t->wait_kind, memory_order_relaxed);
     bool cancellable = kind != WAIT_UNCANCELLABLE;
-    if (cancellable && t->deadline < deadline)
-        deadline = t->deadline;
+    if (kind == WAIT_DIRECT)
+        deadline = weft__wait_deadline(t, deadline);
+    else
+        deadline = UINT64_MAX; /* custom: the owner's; uncancellable: none */
     /* seq_cst: the second half of the Dekker pair with weft__task_cancel. */
-    if (kind == WAIT_DIRECT &&
-        atomic_load_explicit(&t->cancel, memory_order_seq_cst))
-        weft__waiter_wake(wt, seq, -ECANCELED);
+    if (cancellable && atomic_load_explicit(&t->cancel, memory_order_seq_cst)) {
+        if (kind == WAIT_DIRECT)
+            weft__waiter_wake(wt, seq, -ECANCELED);
+        else
+            atomic_load_explicit(&t->wait_cancel, memory_order_relaxed)(t, seq);
+    }
     bool timer = false;
-    if (deadline != UINT64_MAX && kind != WAIT_IO) {
+    if (deadline != UINT64_MAX) {
         if (deadline <= weft_now_ns()) {
             weft__waiter_wake(wt, seq, -ETIMEDOUT);
         } else {
@@ -224,7 +244,7 @@ int32_t weft__waiter_block(struct weft__worker **wp, struct weft__waiter *wt,
         weft__timer_disarm(t);
     atomic_store_explicit(&t->park, PARK_RUNNING, memory_order_relaxed);
     atomic_store_explicit(&t->wait_kind, WAIT_NONE, memory_order_relaxed);
-    t->wait_what = NULL;
+    atomic_store_explicit(&t->wait_what, NULL, memory_order_relaxed);
     int32_t outcome = (int32_t)word_state(
         atomic_load_explicit(&wt->word, memory_order_acquire));
     if (outcome == -ECANCELED && cancellable)
@@ -244,4 +264,7 @@ void weft__task_cancel(struct weft__runtime *rt, struct weft__task *t)
     uint32_t kind = atomic_load_explicit(&t->wait_kind, memory_order_relaxed);
     if (kind == WAIT_DIRECT)
         weft__waiter_wake(&t->waiter, word_seq(word), -ECANCELED);
+    else if (kind == WAIT_CUSTOM)
+        atomic_load_explicit(&t->wait_cancel, memory_order_relaxed)(
+            t, word_seq(word));
 }

@@ -33,14 +33,29 @@
 #include <sanitizer/tsan_interface.h>
 #endif
 
+/* ThreadSanitizer keeps a shadow call stack per fiber. A task that
+ * finishes leaves its fiber through task_entry and switch_to and never
+ * returns through them; if they were instrumented, every task run on a
+ * reused stack (and its TSan fiber) would leave frames behind until the
+ * shadow stack overflowed. So those two are not instrumented. */
+#if defined(WEFT_TSAN)
+#define WEFT_NO_TSAN __attribute__((no_sanitize("thread")))
+#else
+#define WEFT_NO_TSAN
+#endif
+
 #define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 
 static __thread struct weft__worker *tls_worker
     __attribute__((tls_model("initial-exec")));
 
-__attribute__((noinline, noipa)) struct weft__worker *weft__worker_self(void)
+/* Not inlined, and opaque to the optimiser (the empty asm with a memory
+ * clobber keeps gcc's and clang's interprocedural analysis from treating it
+ * as pure and reusing one call's answer after a switch). */
+__attribute__((noinline)) struct weft__worker *weft__worker_self(void)
 {
+    __asm__ volatile("" ::: "memory");
     return tls_worker;
 }
 
@@ -67,9 +82,10 @@ static __thread void *sched_fake_stack;
 /* Switch from the running context (a task, or the loop if from_task is NULL)
  * to next (a task, or the loop if NULL). Returns, in the resumed context,
  * the worker it now runs on. dying: the running task will never resume. */
-static struct weft__worker *switch_to(struct weft__worker *w,
-                                      struct weft__task *from_task,
-                                      struct weft__task *next, bool dying)
+WEFT_NO_TSAN static struct weft__worker *switch_to(struct weft__worker *w,
+                                                   struct weft__task *from_task,
+                                                   struct weft__task *next,
+                                                   bool dying)
 {
     void **save = from_task ? &from_task->sp : &w->sched_sp;
     void *target = next ? next->sp : w->sched_sp;
@@ -92,6 +108,11 @@ static struct weft__worker *switch_to(struct weft__worker *w,
                            0);
 #endif
     (void)dying;
+    atomic_store_explicit(&w->running, next, memory_order_relaxed);
+    atomic_store_explicit(
+        &w->switches,
+        atomic_load_explicit(&w->switches, memory_order_relaxed) + 1,
+        memory_order_relaxed);
     w = weft__switch(save, target, w);
 #if defined(WEFT_ASAN)
     /* my_fake lives in this context's own frame or task: still valid. The
@@ -160,8 +181,12 @@ static void after_switch(struct weft__worker *w)
     }
 }
 
-/* The first code of every task, on its own stack. */
-static void task_entry(void *transfer)
+static struct weft__task *next_for(struct weft__worker *w, bool *maintenance);
+
+/* The first code of every task, on its own stack. It never returns: when
+ * the task's function does, it switches away for good (after_switch in the
+ * next context releases the stack). */
+WEFT_NO_TSAN static void task_entry(void *transfer)
 {
     struct weft__worker *w = transfer;
 #if defined(WEFT_ASAN)
@@ -169,10 +194,17 @@ static void task_entry(void *transfer)
 #endif
     after_switch(w);
     struct weft__task *self = w->current;
-    intptr_t result = self->fn(self->arg);
-    self->result = result;
+    self->result = self->fn(self->arg);
     /* The task may have moved: ask again which worker runs it. */
-    weft__schedule(weft__worker_self(), SWITCH_FINISH);
+    w = weft__worker_self();
+    bool maintenance;
+    struct weft__task *next = next_for(w, &maintenance);
+    w->switch_prev = self;
+    w->switch_reason = SWITCH_FINISH;
+    w->current = next;
+    if (next)
+        next->worker = w;
+    switch_to(w, self, next, true);
     weft__panic("a finished task was resumed");
 }
 
@@ -206,7 +238,8 @@ static struct weft__task *local_next(struct weft__worker *w)
 {
     if (w->pinned.head && (w->tick & 1))
         return task_of(weft__qlist_pop(&w->pinned));
-    struct weft__qlink *l = weft__runq_pop(&w->runq);
+    struct weft__qlink *l =
+        w->solo ? weft__runq_pop_unshared(&w->runq) : weft__runq_pop(&w->runq);
     if (l)
         return task_of(l);
     if (w->pinned.head)
@@ -214,25 +247,43 @@ static struct weft__task *local_next(struct weft__worker *w)
     return NULL;
 }
 
+/* The task to switch to from a task that is leaving its worker, or NULL
+ * for the loop (nothing local, or maintenance due: *maintenance). */
+static struct weft__task *next_for(struct weft__worker *w, bool *maintenance)
+{
+    w->tick++;
+    *maintenance = w->tick % WEFT_MAINTENANCE_INTERVAL == 0 ||
+                   (w->shuffle && weft__rand(w) % 8 == 0);
+    if (unlikely(*maintenance))
+        return NULL;
+    struct weft__task *next = local_next(w);
+    while (next && !next->sp && !start_task(w, next))
+        next = local_next(w);
+    return next;
+}
+
 struct weft__worker *weft__schedule(struct weft__worker *w,
                                     enum weft__switch_reason reason)
 {
     struct weft__task *self = w->current;
-    struct weft__task *next = NULL;
-    w->tick++;
-    bool maintenance_due = w->tick % WEFT_MAINTENANCE_INTERVAL == 0 ||
-                           (w->shuffle && weft__rand(w) % 8 == 0);
-    if (likely(!maintenance_due)) {
-        next = local_next(w);
-        while (next && !next->sp && !start_task(w, next))
-            next = local_next(w);
+    bool maintenance;
+    struct weft__task *next = next_for(w, &maintenance);
+    /* A yield with nothing else ready here has nothing to yield to. It
+     * still counts as a switch for the watchdog (runtime/watchdog.c): the
+     * fiber offered its worker up. */
+    if (!next && !maintenance && reason == SWITCH_YIELD) {
+        atomic_store_explicit(
+            &w->switches,
+            atomic_load_explicit(&w->switches, memory_order_relaxed) + 1,
+            memory_order_relaxed);
+        return w;
     }
     w->switch_prev = self;
     w->switch_reason = reason;
     w->current = next;
     if (next)
         next->worker = w;
-    w = switch_to(w, self, next, reason == SWITCH_FINISH);
+    w = switch_to(w, self, next, false);
     after_switch(w);
     return w;
 }
@@ -311,14 +362,41 @@ static uint64_t next_timer(struct weft__worker *w)
     return t;
 }
 
+/* ---- Messages ------------------------------------------------------------- */
+
+void weft__worker_post(struct weft__runtime *rt, struct weft__worker *w,
+                       struct weft__msg *m)
+{
+    /* The push (a release CAS) comes before the unpark's exchange: a worker
+     * that the unpark finds running will see NOTIFIED when it next parks
+     * (idle.c, P3) and loop through maintenance instead of sleeping. */
+    weft__mpsc_push(&w->msgs, &m->q);
+    weft__idle_unpark(rt, w);
+}
+
+static void run_messages(struct weft__worker *w)
+{
+    struct weft__qlist l;
+    weft__qlist_init(&l);
+    weft__mpsc_take_all(&w->msgs, &l);
+    struct weft__qlink *q;
+    while ((q = weft__qlist_pop(&l))) {
+        struct weft__msg *m = (struct weft__msg *)q;
+        m->run(w, m);
+    }
+}
+_Static_assert(offsetof(struct weft__msg, q) == 0, "q must come first");
+
 /* ---- The loop's helpers --------------------------------------------------- */
 
-/* Timers, the inbox and the ring: what must not starve behind a busy local
- * queue. */
+/* Timers, the inbox, messages and the ring: what must not starve behind a
+ * busy local queue. */
 static void maintenance(struct weft__worker *w)
 {
     if (!weft__mpsc_empty(&w->inbox))
         weft__mpsc_take_all(&w->inbox, &w->pinned);
+    if (!weft__mpsc_empty(&w->msgs))
+        run_messages(w);
     run_timers(w, weft_now_ns());
     weft__ring_poll(w);
     /* Local pushes wake idle workers without a full fence (idle.c, step
@@ -446,6 +524,7 @@ int weft__worker_init(struct weft__runtime *rt, struct weft__worker *w,
 {
     weft__runq_init(&w->runq);
     weft__mpsc_init(&w->inbox);
+    weft__mpsc_init(&w->msgs);
     atomic_init(&w->park_state, 0);
     pthread_mutex_init(&w->timer_lock, NULL);
     weft__wheel_init(&w->wheel, weft_now_ns());
@@ -456,6 +535,9 @@ int weft__worker_init(struct weft__runtime *rt, struct weft__worker *w,
     weft__qlist_init(&w->pinned);
     weft__qlist_init(&w->task_cache);
     w->shuffle = rt->cfg.shuffle_seed != 0;
+    w->solo = rt->nworkers == 1;
+    atomic_init(&w->switches, 0);
+    atomic_init(&w->running, NULL);
     w->rng = (rt->cfg.shuffle_seed ? rt->cfg.shuffle_seed : 0x9E3779B97F4A7C15ull) ^
              ((uint64_t)(index + 1) * 0xBF58476D1CE4E5B9ull);
     if (!w->rng)

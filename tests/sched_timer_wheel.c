@@ -16,7 +16,6 @@
 #include "sched/timer_wheel.h"
 
 #define TICK WEFT_TIMER_TICK_NS
-#define US   1000ull
 #define MS   1000000ull
 #define SEC  1000000000ull
 #define HOUR (3600ull * SEC)
@@ -70,7 +69,8 @@ static uint64_t sat_add(uint64_t a, uint64_t b)
     return a > UINT64_MAX - b ? UINT64_MAX : a + b;
 }
 
-/* The contract's bound: the start of the tick holding d, rounded up. */
+/* The contract's bound on next_expiry: d rounded up to a whole tick, in ns
+ * (saturated: deadlines in the last tick round up past UINT64_MAX). */
 static uint64_t tick_time(uint64_t d)
 {
     uint64_t k = d / TICK + (d % TICK != 0);
@@ -122,15 +122,18 @@ struct tnode {
     bool removed; /* removed since last armed */
 };
 
-#define NODE(tp) ((struct tnode *)((char *)(tp) - offsetof(struct tnode, t)))
+static struct tnode *node_of(struct weft__timer *t)
+{
+    return (struct tnode *)((char *)t - offsetof(struct tnode, t));
+}
 
 struct harness {
     struct weft__timer_wheel w;
     struct tnode *nodes;
     size_t n;
-    uint64_t now;  /* the test's current time: the last expire's now */
-    uint64_t tick; /* the first tick not yet processed, as in the wheel */
-    uint64_t last; /* deadline of the last timer fired */
+    uint64_t now;        /* the test's current time: the last expire's now */
+    uint64_t tick;       /* the first tick not yet processed, as in the wheel */
+    uint64_t last;       /* deadline of the last timer fired */
     bool order_per_call; /* past deadlines were added: order only per call */
     size_t live;
     size_t fired;
@@ -181,7 +184,7 @@ static void h_remove(struct tnode *x)
 static void on_fire(struct weft__timer *t, void *ctx)
 {
     struct harness *h = ctx;
-    struct tnode *x = NODE(t);
+    struct tnode *x = node_of(t);
     h->still_armed += t->armed;
     h->early += x->deadline > h->now;
     h->disorder += x->deadline < h->last;
@@ -255,8 +258,8 @@ static void h_check_next_expiry(void)
     uint64_t ne = weft__wheel_next_expiry(&H.w);
     if (H.live == 0)
         CHECK(ne == UINT64_MAX, "empty wheel: next_expiry %" PRIu64, ne);
-    CHECK(ne <= first, "next_expiry %" PRIu64 " after first tick %" PRIu64,
-          ne, first);
+    CHECK(ne <= first, "next_expiry %" PRIu64 " after first tick %" PRIu64, ne,
+          first);
     if (!due && H.now != UINT64_MAX)
         CHECK(ne > H.now, "nothing due at %" PRIu64 " but next_expiry %" PRIu64,
               H.now, ne);
@@ -290,8 +293,8 @@ Test(timer_wheel, random_deadlines_fire_in_order_once_and_never_early)
         uint64_t start = round % 4 == 0 ? 0 : below(100 * YEAR);
         h_init(n, start);
         for (size_t i = 0; i < n; i++)
-            h_add(&H.nodes[i], i % 500 == 7 ? UINT64_MAX
-                                            : sat_add(start, rand_span()));
+            h_add(&H.nodes[i],
+                  i % 500 == 7 ? UINT64_MAX : sat_add(start, rand_span()));
         h_check_next_expiry();
         for (int step = 0; step < 400 && H.live; step++) {
             uint64_t to = H.now;
@@ -333,41 +336,46 @@ Test(timer_wheel, random_deadlines_fire_in_order_once_and_never_early)
 
 Test(timer_wheel, never_fires_early_at_tick_boundaries)
 {
-    static const uint64_t boundaries[] = {
-        1,       2,         63,        64,         65,         4095,
-        4096,    4097,      1ull << 18, (1ull << 18) + 1, 1ull << 24,
-        1ull << 30, 1ull << 36, (1ull << 41) + 3, (1ull << 42) - 1,
-        1ull << 42, (1ull << 42) + 1, 1ull << 47, (1ull << 48) - 3,
-    };
+    /* Tick boundaries 2^shift + delta: level edges, block edges, the end. */
+    static const struct {
+        unsigned shift;
+        int delta;
+    } edges[] = {{0, 0},   {1, 0},  {6, -1}, {6, 0},  {6, 1},
+                 {12, -1}, {12, 0}, {12, 1}, {18, 0}, {18, 1},
+                 {24, 0},  {30, 0}, {36, 0}, {41, 3}, {42, -1},
+                 {42, 0},  {42, 1}, {47, 0}, {48, -3}};
+    /* Deadlines and nows as offsets from the boundary, in ns. */
+    const int64_t t = (int64_t)TICK;
+    const int64_t doff[] = {-1, 0, 1, -t + 1, t - 1, t};
+    const int64_t noff[] = {-t, -t + 1, -2,    -1, 0,    1,
+                            2,  t - 2,  t - 1, t,  2 * t};
+    const size_t nd = sizeof doff / sizeof *doff;
     seed_rng(0x5eed0002);
-    for (size_t b = 0; b < sizeof boundaries / sizeof *boundaries; b++) {
-        uint64_t k = boundaries[b];
+    for (size_t b = 0; b < sizeof edges / sizeof *edges; b++) {
+        uint64_t k = (1ull << edges[b].shift) + (uint64_t)edges[b].delta;
         uint64_t kt = k * TICK;
         /* Start far before, just before, and inside the previous tick. */
         uint64_t starts[] = {0, (k - 1) * TICK - (k > 1) * below(TICK),
                              kt - 1 - below(TICK / 2), below(kt - 2)};
         for (size_t s = 0; s < sizeof starts / sizeof *starts; s++) {
             uint64_t start = starts[s];
-            h_init(6, start);
-            uint64_t deadlines[6] = {kt - 1, kt, kt + 1, kt - TICK + 1,
-                                     kt + TICK - 1, kt + TICK};
-            for (size_t i = 0; i < 6; i++)
-                h_add(&H.nodes[i], deadlines[i]);
+            h_init(nd, start);
+            uint64_t deadlines[sizeof doff / sizeof *doff];
+            for (size_t i = 0; i < nd; i++)
+                h_add(&H.nodes[i], deadlines[i] = kt + (uint64_t)doff[i]);
             h_check_next_expiry();
-            uint64_t nows[] = {kt - TICK, kt - TICK + 1, kt - 2,     kt - 1,
-                               kt,        kt + 1,        kt + 2,     kt + TICK - 2,
-                               kt + TICK - 1, kt + TICK, kt + 2 * TICK};
-            for (size_t i = 0; i < sizeof nows / sizeof *nows; i++) {
-                if (nows[i] < H.now)
+            for (size_t i = 0; i < sizeof noff / sizeof *noff; i++) {
+                uint64_t now = kt + (uint64_t)noff[i];
+                if (now < H.now)
                     continue;
-                h_expire(nows[i]);
+                h_expire(now);
                 h_verify();
                 h_check_next_expiry();
-                for (size_t j = 0; j < 6; j++)
-                    CHECK(H.nodes[j].live == (deadlines[j] > nows[i]),
-                          "tick %" PRIu64 ", start %" PRIu64 ": deadline %" PRIu64
-                          " at now %" PRIu64 ": armed %d",
-                          k, start, deadlines[j], nows[i], H.nodes[j].live);
+                for (size_t j = 0; j < nd; j++)
+                    CHECK(H.nodes[j].live == (deadlines[j] > now),
+                          "tick %" PRIu64 ", start %" PRIu64
+                          ": deadline %" PRIu64 " at now %" PRIu64 ": armed %d",
+                          k, start, deadlines[j], now, H.nodes[j].live);
             }
             CHECK(H.live == 0, "all fired");
         }
@@ -423,8 +431,8 @@ static void cascade_case(uint64_t start, bool small_steps)
             for (int d = -1; d <= 1 && mult[m] <= UINT64_MAX / unit; d++)
                 dl[n++] = sat_add(start, mult[m] * unit + (uint64_t)d);
     }
-    static const uint64_t far[] = {1 * YEAR, 10 * YEAR, 100 * YEAR,
-                                   300 * YEAR, 500 * YEAR};
+    static const uint64_t far[] = {1 * YEAR, 10 * YEAR, 100 * YEAR, 300 * YEAR,
+                                   500 * YEAR};
     for (size_t i = 0; i < sizeof far / sizeof *far; i++)
         dl[n++] = sat_add(start, far[i]);
     /* Just across the next 2^42-tick block boundary. */
@@ -485,8 +493,14 @@ Test(timer_wheel, cascades_through_every_level_and_overflow_in_big_jumps)
 {
     seed_rng(0x5eed0004);
     uint64_t block_ns = (1ull << 42) * TICK;
-    uint64_t starts[] = {0, 1, TICK - 1, below(YEAR), below(200 * YEAR),
-                         block_ns - 3 * TICK + 5, block_ns - 1, 3 * block_ns};
+    uint64_t starts[] = {0,
+                         1,
+                         TICK - 1,
+                         below(YEAR),
+                         below(200 * YEAR),
+                         block_ns - 3 * TICK + 5,
+                         block_ns - 1,
+                         3 * block_ns};
     for (size_t i = 0; i < sizeof starts / sizeof *starts; i++)
         cascade_case(starts[i], false);
     h_fini();
@@ -536,8 +550,8 @@ Test(timer_wheel, removed_timers_never_fire_and_the_rest_do)
             /* Remove some of what is now due or on overflow. */
             for (int k = 0; k < 50; k++) {
                 struct tnode *x = &H.nodes[below(n)];
-                if (x->live && (x->deadline <= H.now ||
-                                x->deadline - H.now > 10 * YEAR))
+                if (x->live &&
+                    (x->deadline <= H.now || x->deadline - H.now > 10 * YEAR))
                     h_remove(x);
             }
             h_check_next_expiry();
@@ -618,8 +632,9 @@ Test(timer_wheel, next_expiry_bounds_hold_after_every_operation)
                 h_remove(x);
             break;
         default: {
-            uint64_t step = below(4) ? below(2 * TICK)
-                                     : below(3) ? below(SEC) : rand_span();
+            uint64_t step = below(4)   ? below(2 * TICK)
+                            : below(3) ? below(SEC)
+                                       : rand_span();
             h_expire(sat_add(H.now, step));
             h_verify();
             break;
@@ -661,15 +676,14 @@ Test(timer_wheel, deadline_uint64_max_is_armed_without_overflow)
     uint64_t top_tick = (UINT64_MAX / TICK) * TICK;
     h_init(7, 0);
     H.order_per_call = true;
-    uint64_t deadlines[] = {UINT64_MAX,        UINT64_MAX - 1,
-                            top_tick + 1,      top_tick,
-                            UINT64_MAX - TICK, 1ull << 63,
+    uint64_t deadlines[] = {UINT64_MAX,      UINT64_MAX - 1,    top_tick + 1,
+                            top_tick,        UINT64_MAX - TICK, 1ull << 63,
                             (1ull << 63) + 1};
     for (size_t i = 0; i < 7; i++)
         h_add(&H.nodes[i], deadlines[i]);
     h_check_next_expiry();
-    uint64_t nows[] = {(1ull << 63) - 1, 1ull << 63, UINT64_MAX - TICK - 1,
-                       UINT64_MAX - TICK, top_tick, UINT64_MAX - 1,
+    uint64_t nows[] = {(1ull << 63) - 1,  1ull << 63, UINT64_MAX - TICK - 1,
+                       UINT64_MAX - TICK, top_tick,   UINT64_MAX - 1,
                        UINT64_MAX};
     size_t expect[] = {0, 1, 1, 1, 1, 2, 1};
     for (size_t i = 0; i < 7; i++) {
@@ -711,8 +725,11 @@ Test(timer_wheel, timers_sharing_a_tick_fire_in_deadline_order_mid_tick)
         /* Round 0 fills the current slot; the others a slot ahead, which
          * is reached by a jump first. */
         uint64_t k = 1000 + below(1ull << 30);
-        uint64_t ahead = round == 0 ? 0 : below(4) ? 1 + below(63) : below(1u << 20);
-        uint64_t base = (k + ahead) * TICK; /* the tick's deadlines: (base, base + TICK] */
+        uint64_t ahead = round == 0 ? 0
+                         : below(4) ? 1 + below(63)
+                                    : below(1u << 20);
+        uint64_t base =
+            (k + ahead) * TICK; /* the tick's deadlines: (base, base + TICK] */
         size_t n = 3000;
         h_init(n, k * TICK);
         H.order_per_call = true;
@@ -732,8 +749,8 @@ Test(timer_wheel, timers_sharing_a_tick_fire_in_deadline_order_mid_tick)
             /* Out-of-order appends to the partly fired slot, some already
              * due (they fire on the next call). */
             for (int j = 0; j < 20 && added < n; j++)
-                h_add(&H.nodes[added++], now + 1 - below(TICK / 8) +
-                                             below(base + TICK - now));
+                h_add(&H.nodes[added++],
+                      now + 1 - below(TICK / 8) + below(base + TICK - now));
         }
         h_expire(base + TICK);
         h_verify();
@@ -759,7 +776,7 @@ struct cb_ctx {
 static void cb_fire(struct weft__timer *t, void *arg)
 {
     struct cb_ctx *c = arg;
-    struct tnode *x = NODE(t);
+    struct tnode *x = node_of(t);
     cr_assert(!t->armed && x->deadline <= c->now, "fired early or armed");
     x->fires++;
     c->calls++;
@@ -795,8 +812,7 @@ Test(timer_wheel, a_timer_readded_in_the_past_by_its_callback_fires_next_call)
     CHECK(weft__wheel_next_expiry(&H.w) <= SEC, "re-armed ones are due");
     CHECK(weft__wheel_expire(&H.w, SEC, cb_fire, &c) == 100,
           "they fire on the next call, at the same now");
-    CHECK(weft__wheel_count(&H.w) == 0 && c.calls == 200, "%zu calls",
-          c.calls);
+    CHECK(weft__wheel_count(&H.w) == 0 && c.calls == 200, "%zu calls", c.calls);
     h_fini();
 }
 
@@ -806,7 +822,8 @@ Test(timer_wheel, a_periodic_timer_late_by_many_periods_fires_once_per_call)
     struct cb_ctx c = {.rearm_delta = 10 * MS};
     h_init(3, 0);
     for (size_t i = 0; i < 3; i++)
-        weft__wheel_add(&H.w, &H.nodes[i].t, H.nodes[i].deadline = (i + 1) * MS);
+        weft__wheel_add(&H.w, &H.nodes[i].t,
+                        H.nodes[i].deadline = (i + 1) * MS);
     /* On time: driven by next_expiry, each fires every period. */
     uint64_t now = 0;
     while (c.calls < 30) {
@@ -827,24 +844,54 @@ Test(timer_wheel, a_periodic_timer_late_by_many_periods_fires_once_per_call)
     h_fini();
 }
 
+/* Arm n timers at deadlines (ns) on a wheel started at start; the first
+ * one's callback removes the victims (indices); expire at now. Returns how
+ * many fired and checks that exactly the others did. */
+static size_t remove_in_callback(uint64_t start, const uint64_t *deadlines,
+                                 size_t n, const size_t *victims, size_t nv,
+                                 uint64_t now)
+{
+    struct cb_ctx c = {.now = now};
+    h_init(n, start);
+    for (size_t i = 0; i < n; i++)
+        weft__wheel_add(&H.w, &H.nodes[i].t,
+                        H.nodes[i].deadline = deadlines[i]);
+    for (size_t v = 0; v < nv; v++)
+        c.victims[v] = &H.nodes[victims[v]];
+    size_t fired = weft__wheel_expire(&H.w, now, cb_fire, &c);
+    for (size_t i = 0; i < n; i++) {
+        bool victim = false;
+        for (size_t v = 0; v < nv; v++)
+            victim |= victims[v] == i;
+        CHECK(H.nodes[i].fires == !victim, "timer %zu fired %u times", i,
+              H.nodes[i].fires);
+    }
+    CHECK(weft__wheel_count(&H.w) == 0, "count %zu", weft__wheel_count(&H.w));
+    CHECK(weft__wheel_expire(&H.w, UINT64_MAX, cb_fire, &c) == 0, "none left");
+    return fired;
+}
+
 Test(timer_wheel, a_callback_may_remove_timers_due_in_the_same_call)
 {
     seed_rng(0x5eed000e);
-    struct cb_ctx c = {.now = SEC};
-    h_init(5, 0);
-    uint64_t deadlines[] = {10 * MS, 20 * MS, 20 * MS + 1, 5 * SEC, 30 * MS};
-    for (size_t i = 0; i < 5; i++)
-        weft__wheel_add(&H.w, &H.nodes[i].t, H.nodes[i].deadline = deadlines[i]);
-    c.victims[0] = &H.nodes[1]; /* due in this call, after the first */
-    c.victims[1] = &H.nodes[3]; /* on a higher level */
-    c.victims[2] = &H.nodes[4]; /* due in this call, last */
-    CHECK(weft__wheel_expire(&H.w, SEC, cb_fire, &c) == 2, "%zu fired",
-          c.calls);
-    CHECK(H.nodes[0].fires == 1 && H.nodes[2].fires == 1, "survivors fired");
-    CHECK(!H.nodes[1].fires && !H.nodes[3].fires && !H.nodes[4].fires,
-          "removed ones did not");
-    CHECK(weft__wheel_count(&H.w) == 0, "count %zu", weft__wheel_count(&H.w));
-    CHECK(weft__wheel_expire(&H.w, 10 * SEC, cb_fire, &c) == 0, "none later");
+    /* From its own slot's batch (10 ms + 5 shares the first one's tick),
+     * from later ticks of the same call, and from a higher level. */
+    uint64_t wheel[] = {10 * MS,     10 * MS + 5, 20 * MS,
+                        20 * MS + 1, 5 * SEC,     30 * MS};
+    size_t wheel_victims[] = {1, 2, 4, 5};
+    CHECK(remove_in_callback(0, wheel, 6, wheel_victims, 4, SEC) == 2,
+          "slot batch");
+    /* From the batch of past deadlines (the due list). */
+    uint64_t past[] = {100 * MS, 200 * MS, 300 * MS};
+    size_t past_victims[] = {1};
+    CHECK(remove_in_callback(SEC, past, 3, past_victims, 1, SEC) == 2,
+          "due batch");
+    /* From the due part of the current tick, fired mid-tick. */
+    uint64_t k = 1000 * TICK;
+    uint64_t partial[] = {k + 10, k + 20, k + 30, k + 200};
+    size_t partial_victims[] = {1, 3};
+    CHECK(remove_in_callback(k, partial, 4, partial_victims, 2, k + 100) == 2,
+          "current tick batch");
     h_fini();
 }
 
@@ -878,21 +925,35 @@ Test(timer_wheel, timers_added_by_a_callback_wait_for_the_next_call)
     h_fini();
 }
 
-Test(timer_wheel, next_expiry_inside_a_callback_covers_the_rest_of_the_batch)
+Test(timer_wheel, next_expiry_inside_a_callback_is_no_later_than_the_rest)
 {
     seed_rng(0x5eed0010);
     struct cb_ctx c = {.now = 10 * MS};
-    h_init(4, 0);
-    uint64_t deadlines[] = {5 * MS, 7 * MS + 3, 9 * MS, 10 * MS + 1};
+    h_init(6, 0);
+    /* The first two share a tick; the others lie across a 64-tick block
+     * boundary (tick 128, 8.4 ms), on level 1 when the first ones fire. */
+    uint64_t deadlines[] = {5 * MS, 5 * MS + 10, 7 * MS + 3, 9 * MS,
+                            10 * MS + 1};
+    for (size_t i = 0; i < 5; i++)
+        weft__wheel_add(&H.w, &H.nodes[i].t,
+                        H.nodes[i].deadline = deadlines[i]);
+    CHECK(weft__wheel_expire(&H.w, 10 * MS, cb_fire, &c) == 4, "four due");
     for (size_t i = 0; i < 4; i++)
-        weft__wheel_add(&H.w, &H.nodes[i].t, H.nodes[i].deadline = deadlines[i]);
-    CHECK(weft__wheel_expire(&H.w, 10 * MS, cb_fire, &c) == 3, "three due");
-    CHECK(c.seen[0] == tick_time(7 * MS + 3), "in the first: %" PRIu64,
-          c.seen[0]);
-    CHECK(c.seen[1] == tick_time(9 * MS), "in the second: %" PRIu64,
-          c.seen[1]);
-    CHECK(c.seen[2] == tick_time(10 * MS + 1), "in the third: %" PRIu64,
-          c.seen[2]);
+        CHECK(c.seen[i] <= tick_time(deadlines[i + 1]) && c.seen[i] > 5 * MS,
+              "in callback %zu: %" PRIu64 ", next deadline's tick %" PRIu64, i,
+              c.seen[i], tick_time(deadlines[i + 1]));
+    CHECK(weft__wheel_next_expiry(&H.w) == tick_time(10 * MS + 1),
+          "after: %" PRIu64, weft__wheel_next_expiry(&H.w));
+    /* A timer a callback adds counts at once, though it waits to fire. */
+    c.now = 20 * MS;
+    c.spawn[0] = &H.nodes[5];
+    c.spawn_at[0] = 15 * MS;
+    H.nodes[5].deadline = 15 * MS;
+    weft__wheel_add(&H.w, &H.nodes[0].t, H.nodes[0].deadline = 12 * MS);
+    CHECK(weft__wheel_expire(&H.w, 20 * MS, cb_fire, &c) == 2, "10 and 12");
+    CHECK(c.seen[5] <= tick_time(15 * MS), "deferred: %" PRIu64, c.seen[5]);
+    CHECK(weft__wheel_next_expiry(&H.w) <= 20 * MS, "15 ms is due");
+    CHECK(weft__wheel_expire(&H.w, 20 * MS, cb_fire, &c) == 1, "15 ms fires");
     h_fini();
 }
 
@@ -906,7 +967,7 @@ struct million {
 static void million_fire(struct weft__timer *t, void *arg)
 {
     struct million *m = arg;
-    struct tnode *x = NODE(t);
+    struct tnode *x = node_of(t);
     m->early += x->deadline > m->now;
     m->disorder += x->deadline < m->last;
     m->last = x->deadline;
@@ -923,8 +984,8 @@ Test(timer_wheel, a_million_timers_fire_in_one_jump)
     h_init(MILLION, start);
     uint64_t last = 0;
     for (size_t i = 0; i < MILLION; i++) {
-        uint64_t d = sat_add(start, below(64) ? below(10 * 60 * SEC)
-                                              : below(20 * YEAR));
+        uint64_t d =
+            sat_add(start, below(64) ? below(10 * 60 * SEC) : below(20 * YEAR));
         weft__wheel_add(&H.w, &H.nodes[i].t, H.nodes[i].deadline = d);
         if (d > last)
             last = d;

@@ -10,16 +10,17 @@ static atomic_int early;
 static atomic_int order_next;
 
 struct nap {
-    uint64_t ns;
-    int rank; /* order of waking */
+    uint64_t ns;       /* sleep this long (random_naps) */
+    uint64_t deadline; /* or until this absolute time (ordered_naps) */
+    int rank;          /* order of waking */
 };
 
 static intptr_t nap(void *arg)
 {
     struct nap *n = arg;
-    uint64_t start = weft_now_ns();
-    int r = weft_sleep_ns(n->ns);
-    if (weft_now_ns() < start + n->ns)
+    uint64_t deadline = n->deadline ? n->deadline : weft_now_ns() + n->ns;
+    int r = weft_sleep_until_ns(deadline);
+    if (weft_now_ns() < deadline)
         atomic_fetch_add(&early, 1);
     n->rank = atomic_fetch_add(&order_next, 1);
     return r;
@@ -34,6 +35,7 @@ static intptr_t random_naps(void *arg)
     uint64_t seed = 42;
     for (int i = 0; i < N; i++) {
         naps[i].ns = test_rand(&seed) % 20000000; /* up to 20 ms */
+        naps[i].deadline = 0;
         cr_assert_eq(weft_spawn(&t[i], nap, &naps[i]), 0);
     }
     for (int i = 0; i < N; i++)
@@ -55,11 +57,14 @@ static intptr_t ordered_naps(void *arg)
     enum { N = 40 };
     static struct nap naps[N];
     weft_task_t t[N];
-    /* Spawned in shuffled order, deadlines 3 ms apart: far more than a
-     * timer tick, so the wake-up order is the deadline order. */
+    /* Spawned in shuffled order, absolute deadlines 3 ms apart (far more
+     * than a timer tick) fixed before any task starts: however late a task
+     * gets to run, the wake-up order is the deadline order. */
+    uint64_t base = weft_now_ns() + 200000000;
+    for (int k = 0; k < N; k++)
+        naps[k].deadline = base + (uint64_t)(k + 1) * 3000000;
     for (int i = 0; i < N; i++) {
         int k = (i * 17) % N;
-        naps[k].ns = (uint64_t)(k + 1) * 3000000;
         cr_assert_eq(weft_spawn(&t[i], nap, &naps[k]), 0);
     }
     for (int i = 0; i < N; i++)

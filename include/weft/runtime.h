@@ -34,7 +34,10 @@ typedef struct weft_config {
                              elsewhere for work) from this seed */
     uint64_t watchdog_ns; /* report a fiber that holds its worker longer than
                              this; 0: the default (100 ms); UINT64_MAX: off */
-    unsigned reserved_[8];/* must be zero */
+    unsigned blocking_threads; /* the blocking pool's threads at most;
+                             0: WEFT_BLOCKING_THREADS_DEFAULT (64); at most
+                             WEFT_BLOCKING_THREADS_MAX (weft/blocking.h) */
+    unsigned reserved_[7];/* must be zero */
 } weft_config_t;
 
 #define WEFT_MAX_WORKERS 1024u

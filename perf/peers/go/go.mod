@@ -1,0 +1,3 @@
+module weft/perf/peers/go
+
+go 1.19
