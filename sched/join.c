@@ -112,9 +112,11 @@ static uint64_t finish(struct weft__task *t, struct weft__waiter **joiner,
         if (unlikely(st & (TASK_WATCHED | TASK_JOIN_WAITING)) && !locked) {
             locked = weft__task_lock(t);
             pthread_mutex_lock(locked);
+            /* Under the lock WATCHED can no longer appear (W1): look at
+             * the word as it is now, once. */
+            st = atomic_load_explicit(&t->state, memory_order_acquire);
             if (st & TASK_WATCHED)
                 notify_watchers(t);
-            st = atomic_load_explicit(&t->state, memory_order_acquire);
             continue;
         }
         if (st & TASK_JOIN_WAITING) {
@@ -168,8 +170,10 @@ static struct weft__task *resolve(struct weft__runtime *rt, weft_task_t h,
     return t;
 }
 
-int weft__task_claim(struct weft__runtime *rt, struct weft__worker *w,
-                     weft_task_t task, const char *fn, struct weft__task **out)
+/* weft__task_claim, inlined into join: spawn+join is a hot path. */
+static inline int claim(struct weft__runtime *rt, struct weft__worker *w,
+                        weft_task_t task, const char *fn,
+                        struct weft__task **out)
 {
     uint64_t st;
     struct weft__task *t = resolve(rt, task, &st);
@@ -206,6 +210,12 @@ int weft__task_claim(struct weft__runtime *rt, struct weft__worker *w,
     return 0;
 }
 
+int weft__task_claim(struct weft__runtime *rt, struct weft__worker *w,
+                     weft_task_t task, const char *fn, struct weft__task **out)
+{
+    return claim(rt, w, task, fn, out);
+}
+
 void weft__task_unclaim(struct weft__task *t)
 {
     /* acq_rel: whoever claims next sees what we saw. */
@@ -213,9 +223,11 @@ void weft__task_unclaim(struct weft__task *t)
                               memory_order_acq_rel);
 }
 
-int weft__join_claimed(struct weft__runtime *rt, struct weft__worker **wp,
-                       struct weft__task *t, uint32_t kind, uint64_t deadline,
-                       intptr_t *result)
+/* weft__join_claimed, inlined into join. */
+static inline int join_claimed(struct weft__runtime *rt,
+                               struct weft__worker **wp, struct weft__task *t,
+                               uint32_t kind, uint64_t deadline,
+                               intptr_t *result)
 {
     uint64_t st = atomic_load_explicit(&t->state, memory_order_acquire);
     if (!(st & TASK_FINISHED)) {
@@ -251,6 +263,13 @@ int weft__join_claimed(struct weft__runtime *rt, struct weft__worker **wp,
     return 0;
 }
 
+int weft__join_claimed(struct weft__runtime *rt, struct weft__worker **wp,
+                       struct weft__task *t, uint32_t kind, uint64_t deadline,
+                       intptr_t *result)
+{
+    return join_claimed(rt, wp, t, kind, deadline, result);
+}
+
 static inline int join(weft_task_t task, uint64_t deadline, intptr_t *result,
                        const char *fn)
 {
@@ -259,10 +278,10 @@ static inline int join(weft_task_t task, uint64_t deadline, intptr_t *result,
         return -ESRCH;
     struct weft__worker *w = weft__worker_self();
     struct weft__task *t;
-    int r = weft__task_claim(rt, w, task, fn, &t);
+    int r = claim(rt, w, task, fn, &t);
     if (r < 0)
         return r;
-    r = weft__join_claimed(rt, &w, t, WAIT_DIRECT, deadline, result);
+    r = join_claimed(rt, &w, t, WAIT_DIRECT, deadline, result);
     if (r < 0)
         weft__task_unclaim(t);
     return r;

@@ -5,8 +5,10 @@
  * tags that catch foreign or destroyed objects.
  *
  * Every object here is guarded by a pthread mutex held only for a few
- * instructions and never across a switch; waiting goes through the wait
- * protocol (sched/wait.c) and the wait queue (sched/waitq.h). */
+ * instructions; waiting goes through the wait protocol (sched/wait.c) and
+ * the wait queue (sched/waitq.h).
+ * Must never: hold an object's pthread mutex across a switch, or take two
+ * channels' locks other than in address order (select.c). */
 #ifndef WEFT_SCHED_SYNC_H
 #define WEFT_SCHED_SYNC_H
 

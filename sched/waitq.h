@@ -1,6 +1,6 @@
 /* sched/waitq.h: an intrusive FIFO of blocked waiters, for every object that
  * fibers and threads wait on (channels, locks, events, futures...), and the
- * hand-off rule for values copied after a wake.
+ * hand-off rule for values that a wake carries.
  *
  * Contract:
  *  - A queue belongs to one object and is guarded by that object's lock
@@ -23,7 +23,9 @@
  *    successful wake ends that (the woken waiter never touches the object
  *    again); leave ends it for the others. An object's destroy refuses
  *    while it is not zero (weft__waitq_busy), so even a waiter that timed
- *    out and is about to take the lock again keeps the object alive.
+ *    out and is about to take the lock again keeps the object alive. (A
+ *    woken waiter that does come back, as the mutex's retrier does, must
+ *    be kept in sight by its object some other way: the mutex's WOKEN.)
  *  - Once a wake succeeded the waker must not touch the node again, except
  *    through weft__wait_node_done: the waiter may return and its frame be
  *    gone.

@@ -98,7 +98,8 @@ typedef struct weft_select_case {
  * (deadline), -ECANCELED (fiber cancelled), -EINVAL (cases NULL with n > 0,
  * a bad op, a case whose chan is not a channel; nothing is done), -ENOMEM
  * (more than 16 cases and no memory for their bookkeeping). With no case
- * (or only NULL channels) weft_select waits until cancelled. Fibers and
+ * (or only NULL channels) weft_select waits until cancelled (a plain
+ * thread: for ever), weft_select_until until its deadline. Fibers and
  * threads. */
 WEFT_API int weft_select(weft_select_case_t *cases, size_t n);
 WEFT_API int weft_select_until(weft_select_case_t *cases, size_t n,
