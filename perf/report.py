@@ -299,7 +299,7 @@ def table(rows):
 
 # ---- plots -----------------------------------------------------------------
 
-GP_HEAD = """set terminal pngcairo size 800,480 font "sans,10"
+GP_HEAD = """set terminal pngcairo noenhanced size 800,480 font "sans,10"
 set output "{png}"
 set title "{title}"
 set key outside right top

@@ -11,7 +11,9 @@
  * scheduling differs. Every run's sum is checked against n(n-1)/2; a wrong
  * sum fails the benchmark. Reports seconds, GB/s (10^9 bytes read per
  * second) and each one's GB/s relative to OpenMP and to the bandwidth
- * ceiling at the same W. Entry point: main. */
+ * ceiling at the same W. The implementations take turns, one run each
+ * per round after a warm-up round, so that the machine's load changing
+ * during the benchmark hits all of them alike. Entry point: main. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -32,10 +34,8 @@
 struct sum_job {
     int64_t *a;
     int64_t n;
-    int runs;
-    double *secs;
-    int64_t *sums;
-    bool filled;
+    double secs;  /* the last reduce's time ... */
+    int64_t sum;  /* ... and result */
 };
 
 /* ---- weft: fill once, then reduce ------------------------------------- */
@@ -71,44 +71,37 @@ static const weft_reducer_t reducer = {
     .combine = reduce_combine,
 };
 
-static intptr_t sum_main(void *arg)
+/* The first touch of every page happens here, on the workers that will
+ * read it back in the reduce (parallel_for's contract). */
+static intptr_t weft_fill(void *arg)
 {
     struct sum_job *job = arg;
-    if (!job->filled) {
-        /* The first touch of every page happens here, on the workers that
-         * will read it back in the reduce (parallel_for's contract). */
-        double t0 = bench_now();
-        int rc = weft_parallel_for(0, job->n, 0, fill_body, job->a);
-        if (rc != 0)
-            return rc;
-        fprintf(stderr, "bench_sum: filled %.2f GB in %.2f s with %d "
-                "weft workers (first touch included)\n",
-                (double)job->n * 8 / 1e9, bench_now() - t0,
-                weft_worker_count());
-        job->filled = true;
-    }
-    for (int r = -1; r < job->runs; r++) {
-        int64_t s = 0;
-        double t0 = bench_now();
-        int rc = weft_parallel_reduce(0, job->n, 0, &reducer, job->a, &s);
-        double t1 = bench_now();
-        if (rc != 0)
-            return rc;
-        if (r >= 0) {
-            job->secs[r] = t1 - t0;
-            job->sums[r] = s;
-        }
-    }
+    double t0 = bench_now();
+    int rc = weft_parallel_for(0, job->n, 0, fill_body, job->a);
+    if (rc != 0)
+        return rc;
+    fprintf(stderr, "bench_sum: filled %.2f GB in %.2f s with %d weft "
+            "workers (first touch included)\n", (double)job->n * 8 / 1e9,
+            bench_now() - t0, weft_worker_count());
     return 0;
 }
 
-static int weft_sum(struct sum_job *job, unsigned workers)
+/* One timed reduce, run as a task (weft_block_on) of the started runtime. */
+static intptr_t weft_reduce_once(void *arg)
 {
-    weft_config_t cfg;
+    struct sum_job *job = arg;
+    int64_t s = 0;
+    double t0 = bench_now();
+    int rc = weft_parallel_reduce(0, job->n, 0, &reducer, job->a, &s);
+    job->secs = bench_now() - t0;
+    job->sum = s;
+    return rc;
+}
+
+static int weft_block(weft_fn fn, struct sum_job *job)
+{
     intptr_t result = 0;
-    weft_config_init(&cfg);
-    cfg.workers = workers;
-    int rc = weft_run(&cfg, sum_main, job, &result);
+    int rc = weft_block_on(fn, job, &result);
     return rc != 0 ? rc : (int)result;
 }
 
@@ -187,24 +180,6 @@ static int bandwidth_once(const int64_t *a, int64_t n, unsigned w,
     return rc;
 }
 
-static int bandwidth_sum(const int64_t *a, int64_t n, unsigned w,
-                         const struct weft__topology *topo, int runs,
-                         double *secs, int64_t *sums)
-{
-    for (int r = -1; r < runs; r++) {
-        double s;
-        int64_t sum;
-        int rc = bandwidth_once(a, n, w, topo, &s, &sum);
-        if (rc != 0)
-            return rc;
-        if (r >= 0) {
-            secs[r] = s;
-            sums[r] = sum;
-        }
-    }
-    return 0;
-}
-
 static int single_thread_sum(const int64_t *a, int64_t n, int runs,
                              double *secs, int64_t *sums)
 {
@@ -226,14 +201,12 @@ enum { WEFT, OPENMP, TBB, BANDWIDTH, NIMPL };
 static const char *const impl_names[NIMPL] = {"weft", "openmp", "tbb",
                                               "bandwidth"};
 
-static void check_sums(const struct bench_args *a, const char *impl,
-                       unsigned w, int64_t n, const int64_t *sums, int runs)
+static void check_sum(const struct bench_args *a, const char *impl,
+                      unsigned w, int64_t n, int run, int64_t sum)
 {
-    for (int r = 0; r < runs; r++)
-        if (sums[r] != sum_expected(n))
-            bench_fail(a, "%s on %u workers, run %d: sum %lld, expected "
-                       "%lld", impl, w, r + 1, (long long)sums[r],
-                       (long long)sum_expected(n));
+    if (sum != sum_expected(n))
+        bench_fail(a, "%s on %u workers, run %d: sum %lld, expected %lld",
+                   impl, w, run, (long long)sum, (long long)sum_expected(n));
 }
 
 static double gbps(int64_t n, double secs)
@@ -307,33 +280,55 @@ int main(int argc, char **argv)
         if (secs[k] == NULL || sums == NULL)
             bench_fail(&a, "out of memory");
 
-    struct sum_job job = {.a = arr, .n = n, .runs = runs, .sums = sums};
+    struct sum_job job = {.a = arr, .n = n};
+    bool filled = false;
     for (int wi = 0; wi < a.nworkers; wi++) {
         const unsigned w = a.workers[wi];
         struct bench_stats st[NIMPL];
+        weft_config_t cfg;
         int rc;
 
-        /* weft goes first: its fill is the first touch of the array. */
-        job.secs = secs[WEFT];
-        rc = weft_sum(&job, w);
+        /* weft's workers stay parked while the peers run: one run of each
+         * implementation per round, so that a change in the machine's load
+         * during the benchmark hits all of them alike. Round 0 warms up. */
+        weft_config_init(&cfg);
+        cfg.workers = w;
+        rc = weft_start(&cfg);
         if (rc != 0)
-            bench_fail(&a, "weft on %u workers: %s", w, strerror(-rc));
-        check_sums(&a, "weft", w, n, sums, runs);
-
-        rc = peer_openmp_sum(arr, n, w, runs, secs[OPENMP], sums);
-        if (rc != 0)
-            bench_fail(&a, "openmp on %u threads: %s", w, strerror(-rc));
-        check_sums(&a, "openmp", w, n, sums, runs);
-
-        rc = peer_tbb_sum(arr, n, w, runs, secs[TBB], sums);
-        if (rc != 0)
-            bench_fail(&a, "tbb on %u threads: %s", w, strerror(-rc));
-        check_sums(&a, "tbb", w, n, sums, runs);
-
-        rc = bandwidth_sum(arr, n, w, topo, runs, secs[BANDWIDTH], sums);
-        if (rc != 0)
-            bench_fail(&a, "bandwidth on %u threads: %s", w, strerror(-rc));
-        check_sums(&a, "bandwidth", w, n, sums, runs);
+            bench_fail(&a, "weft_start with %u workers: %s", w,
+                       strerror(-rc));
+        if (!filled && (rc = weft_block(weft_fill, &job)) != 0)
+            bench_fail(&a, "weft fill: %s", strerror(-rc));
+        filled = true;
+        for (int r = 0; r <= runs; r++) {
+            double t[NIMPL];
+            int64_t sum[NIMPL];
+            const char *failed = NULL;
+            if ((rc = weft_block(weft_reduce_once, &job)) != 0)
+                failed = "weft";
+            t[WEFT] = job.secs;
+            sum[WEFT] = job.sum;
+            if (!failed && (rc = peer_openmp_sum(arr, n, w, 1, &t[OPENMP],
+                                                 &sum[OPENMP])) != 0)
+                failed = "openmp";
+            if (!failed && (rc = peer_tbb_sum(arr, n, w, 1, &t[TBB],
+                                              &sum[TBB])) != 0)
+                failed = "tbb";
+            if (!failed && (rc = bandwidth_once(arr, n, w, topo,
+                                                &t[BANDWIDTH],
+                                                &sum[BANDWIDTH])) != 0)
+                failed = "bandwidth";
+            if (failed)
+                bench_fail(&a, "%s on %u workers: %s", failed, w,
+                           strerror(-rc));
+            for (int k = 0; k < NIMPL; k++) {
+                check_sum(&a, impl_names[k], w, n, r, sum[k]);
+                if (r > 0)
+                    secs[k][r - 1] = t[k];
+            }
+        }
+        if ((rc = weft_stop()) != 0)
+            bench_fail(&a, "weft_stop: %s", strerror(-rc));
 
         for (int k = 0; k < NIMPL; k++)
             bench_stats_of(secs[k], runs, &st[k]);
@@ -353,7 +348,8 @@ int main(int argc, char **argv)
     /* One thread, no runtime: what the parallel versions are worth. */
     if (single_thread_sum(arr, n, runs, secs[NIMPL], sums) != 0)
         bench_fail(&a, "single_thread failed");
-    check_sums(&a, "single_thread", 1, n, sums, runs);
+    for (int r = 0; r < runs; r++)
+        check_sum(&a, "single_thread", 1, n, r + 1, sums[r]);
     struct bench_stats s1;
     struct bench_extra x1 = {0};
     bench_stats_of(secs[NIMPL], runs, &s1);

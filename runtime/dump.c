@@ -138,16 +138,26 @@ void weft__task_describe(const struct weft__task_info *info, char *buf,
     char fn[128], site[128];
     symbolize((void *)info->fn, fn, sizeof fn);
     symbolize(info->spawn_site, site, sizeof site);
+    /* A description longer than buf is cut short: fine for a report. */
+#if !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-truncation"
+#endif
+    int n;
     if (info->name)
-        snprintf(buf, len,
+        n = snprintf(buf, len,
                  "task %" PRIu32 ".%" PRIu32 " \"%.64s\" (fn %s, "
                  "spawned at %s)",
                  info->index + 1, info->gen, info->name, fn, site);
     else
-        snprintf(buf, len,
-                 "task %" PRIu32 ".%" PRIu32 " (fn %s, spawned at "
-                 "%s)",
-                 info->index + 1, info->gen, fn, site);
+        n = snprintf(buf, len,
+                     "task %" PRIu32 ".%" PRIu32 " (fn %s, spawned at "
+                     "%s)",
+                     info->index + 1, info->gen, fn, site);
+#if !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+    (void)n;
 }
 
 /* ---- The dump ------------------------------------------------------------ */

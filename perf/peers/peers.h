@@ -23,7 +23,10 @@ int peer_ucontext_switch(int64_t n, int runs, double *secs);
 int peer_tbb_spawn(unsigned threads, int64_t n, int runs, double *secs);
 
 /* sum: the sum of a[0..n) on `threads` threads with sum_kernel.h; run r's
- * result goes to sums[r] for the caller to check. */
+ * result goes to sums[r] for the caller to check. Unlike the others these
+ * do no warm-up run of their own: bench_sum interleaves one run of each
+ * implementation at a time (a warm-up round first), so that a change in
+ * the machine's load hits every implementation alike. */
 int peer_openmp_sum(const int64_t *a, int64_t n, unsigned threads, int runs,
                     double *secs, int64_t *sums);
 int peer_tbb_sum(const int64_t *a, int64_t n, unsigned threads, int runs,

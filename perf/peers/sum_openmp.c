@@ -18,7 +18,7 @@ int peer_openmp_sum(const int64_t *a, int64_t n, unsigned threads, int runs,
 {
     int64_t chunks = (n + CHUNK - 1) / CHUNK;
     omp_set_num_threads((int)threads);
-    for (int r = -1; r < runs; r++) {
+    for (int r = 0; r < runs; r++) {
         int64_t s = 0;
         double t0 = bench_now();
 #pragma omp parallel for reduction(+ : s) schedule(static)
@@ -27,10 +27,8 @@ int peer_openmp_sum(const int64_t *a, int64_t n, unsigned threads, int runs,
             s += sum_kernel(a, c * CHUNK, end);
         }
         double t1 = bench_now();
-        if (r >= 0) {
-            secs[r] = t1 - t0;
-            sums[r] = s;
-        }
+        secs[r] = t1 - t0;
+        sums[r] = s;
     }
     return 0;
 }

@@ -21,7 +21,7 @@ int peer_tbb_sum(const int64_t *a, int64_t n, unsigned threads, int runs,
     try {
         tbb::global_control limit(tbb::global_control::max_allowed_parallelism,
                                   threads);
-        for (int r = -1; r < runs; r++) {
+        for (int r = 0; r < runs; r++) {
             double t0 = bench_now();
             int64_t s = tbb::parallel_reduce(
                 tbb::blocked_range<int64_t>(0, n), int64_t{0},
@@ -30,10 +30,8 @@ int peer_tbb_sum(const int64_t *a, int64_t n, unsigned threads, int runs,
                 },
                 std::plus<int64_t>());
             double t1 = bench_now();
-            if (r >= 0) {
-                secs[r] = t1 - t0;
-                sums[r] = s;
-            }
+            secs[r] = t1 - t0;
+            sums[r] = s;
         }
         return 0;
     } catch (const std::exception &e) {
