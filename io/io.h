@@ -1,15 +1,27 @@
 /* io/io.h: the contract of io/.
  *
  * io/ owns each worker's io_uring: creating it with the best flags the
- * kernel accepts, submitting once per loop turn, reaping completions and
- * waking the fibers that wait on them, parking a worker in the ring's wait,
- * and waking a parked worker from any thread (an eventfd the ring reads).
+ * kernel accepts, submitting in batches, reaping completions and waking the
+ * fibers that wait on them, parking a worker in the ring's wait, and waking
+ * a parked worker from any thread (an eventfd the ring reads). On it, the
+ * public I/O of weft/io.h, net.h and file.h:
+ *   ring.c     the ring's life, submission batching, reaping (the loop's)
+ *   op.c       one fiber's operation: deadline (linked timeout), cancel
+ *              (a sweep on the owner, reached by a message), the fd calls
+ *   listen.c   listeners and accept, with a shared multishot accept
+ *   net.c      connect, send/recv and their helpers, datagrams, msg calls
+ *   rbuf.c     receives into a registered buffer ring (pooled buffers)
+ *   file.c     files; addr.c addresses; resolve.c getaddrinfo on the pool
+ * io/ring.h is what these files share; this header is what the rest of
+ * weft may call.
  *
- * It may call: sched/ (to end a fiber's wait) and runtime/.
+ * It may call: sched/ (to end a fiber's wait, to post a message to a
+ * worker) and runtime/ (the blocking pool, for name resolution).
  * It must never: let a fiber's buffer be written after the fiber was told
  * its operation ended (a cancelled operation ends with its own completion),
- * block anywhere but in the ring's wait, or report errors through errno.
- * It is the only directory that includes <liburing.h>. */
+ * submit to a ring from a thread other than its owner, block anywhere but
+ * in the ring's wait, or report errors through errno. It is the only
+ * directory that includes <liburing.h>. */
 #ifndef WEFT_IO_IO_H
 #define WEFT_IO_IO_H
 

@@ -134,10 +134,10 @@ bool weft__ring_reserve(struct weft__ring *r, unsigned n)
     bool reaped = false;
     while (io_uring_sq_space_left(&r->ring) < n) {
         int ret = io_uring_submit(&r->ring);
-        if (ret < 0 && ret != -EINTR) {
-            /* -EBUSY / -EAGAIN: the kernel wants completions reaped (or
-             * memory back) first. Completions may run here: the caller
-             * holds no lock they take (S3). */
+        if (ret <= 0 && ret != -EINTR) {
+            /* Nothing taken (-EBUSY, -EAGAIN, 0): the kernel wants
+             * completions reaped (or memory back) first. Completions may
+             * run here: the caller holds no lock they take (S3). */
             reap(r);
             reaped = true;
         }

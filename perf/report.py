@@ -246,8 +246,9 @@ def targets(rows):
         best = min(peers, key=lambda p: p["median"]) if peers else None
         add("sum: weft on %d workers" % w, "no slower than the best of "
             "OpenMP and oneTBB",
-            "%s s vs %s %s s" % (fmt(s["median"]), best["impl"],
-                                 fmt(best["median"])) if best else
+            "%s s vs %s %s s (%+.2f%%)" % (
+                fmt(s["median"]), best["impl"], fmt(best["median"]),
+                100 * (s["median"] / best["median"] - 1)) if best else
             "%s s, no peer" % fmt(s["median"]),
             s["median"] <= best["median"] if best else None)
         bw = s.get("ratio_to_bandwidth")

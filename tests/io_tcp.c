@@ -553,6 +553,13 @@ static intptr_t blocked_acceptor(void *arg)
     return weft_accept(closing_lfd, NULL, WEFT_NO_DEADLINE);
 }
 
+static void *close_on_thread(void *arg)
+{
+    (void)arg;
+    cr_assert_eq(weft_close(closing_lfd), 0);
+    return NULL;
+}
+
 static intptr_t close_main(void *arg)
 {
     (void)arg;
@@ -567,6 +574,23 @@ static intptr_t close_main(void *arg)
         cr_assert_eq(weft_join(t[i]), -EBADF);
     /* A connection now finds nobody listening. */
     cr_assert_eq(weft_connect(&addr, WEFT_NO_DEADLINE), -ECONNREFUSED);
+
+    /* The same, closed from a plain thread: it waits (on its futex) until
+     * the ring let go of the socket, then closes it. */
+    closing_lfd = listen_loopback(&addr, 0, 0);
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(weft_spawn(&t[i], blocked_acceptor, NULL), 0);
+    weft_sleep_ms(20);
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, close_on_thread, NULL), 0);
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(weft_join(t[i]), -EBADF);
+    cr_assert_eq(pthread_join(th, NULL), 0);
+    cr_assert_eq(weft_connect(&addr, WEFT_NO_DEADLINE), -ECONNREFUSED);
+    /* And the port can be bound again at once. */
+    int again = weft_listen(&addr, 0, WEFT_REUSEADDR);
+    cr_assert_geq(again, 0, "rebind: %s", strerror(-again));
+    weft_close(again);
     return 0;
 }
 

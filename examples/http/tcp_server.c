@@ -329,7 +329,7 @@ static void shut_all(struct tcp_server *s, int how, bool cancel)
     pthread_mutex_unlock(&s->lock);
 }
 
-int tcp_server_stop(struct tcp_server *s)
+int tcp_server_stop(struct tcp_server *s, uint64_t *accepted)
 {
     if (!s)
         return -EINVAL;
@@ -353,6 +353,8 @@ int tcp_server_stop(struct tcp_server *s)
         shut_all(s, SHUT_RDWR, true);
         deadline = WEFT_NO_DEADLINE;
     }
+    if (accepted)
+        *accepted = tcp_server_accepted(s);
     destroy(s);
     return rc;
 }

@@ -62,9 +62,10 @@ bool tcp_server_draining(const struct tcp_server *s);
 uint64_t tcp_server_accepted(const struct tcp_server *s);
 uint64_t tcp_server_open(const struct tcp_server *s);
 
-/* Stop as the header describes and free the server. Returns 0, or
- * -ETIMEDOUT if connections had to be cancelled after the drain timeout.
- * Fibers only; once. */
-int tcp_server_stop(struct tcp_server *s);
+/* Stop as the header describes and free the server; *accepted (if not
+ * NULL) gets the connections accepted in all. Returns 0, or -ETIMEDOUT if
+ * connections had to be cancelled after the drain timeout. Fibers only;
+ * once. */
+int tcp_server_stop(struct tcp_server *s, uint64_t *accepted);
 
 #endif /* WEFT_EXAMPLES_HTTP_TCP_SERVER_H */

@@ -72,10 +72,13 @@ WEFT_API ssize_t weft_writev(int fd, const struct iovec *iov, int iovcnt,
 
 /* Close fd: any kind, including listeners made by weft_listen (close
  * those with weft_close, never close(2): weft_close also stops the
- * accepts weft keeps armed on them, and fails the fibers blocked in
- * weft_accept on it with -EBADF). Returns 0 or -errno (-EBADF: not open).
- * Any thread; from a fiber it goes through the ring. Like close(2), the fd
- * is gone even when an error is reported. */
+ * multishot accept weft keeps armed on them, which holds the socket open,
+ * and fails the fibers blocked in weft_accept on it with -EBADF; when it
+ * returns, the port is free). Returns 0 or -errno (-EBADF: not open). Any
+ * thread; from a fiber it goes through the ring. Like close(2), the fd is
+ * gone even when an error is reported, and an operation already in flight
+ * on fd keeps the file open until it ends: to wake a fiber blocked on a
+ * socket, use weft_shutdown (or cancel the fiber). */
 WEFT_API int weft_close(int fd);
 
 WEFT_EXTERN_C_END

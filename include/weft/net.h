@@ -177,8 +177,9 @@ WEFT_API ssize_t weft_recv_pooled(int fd, weft_rbuf_t *buf,
                                   uint64_t deadline_ns);
 
 /* Give a buffer lent by weft_recv_pooled back (any thread, any worker;
- * once). buf->data is invalid afterwards; buf is reset to empty. Releasing
- * an empty weft_rbuf_t does nothing. */
+ * once; before the runtime stops, as the pool goes with it). buf->data is
+ * invalid afterwards; buf is reset to empty. Releasing an empty weft_rbuf_t
+ * does nothing. */
 WEFT_API void weft_rbuf_release(weft_rbuf_t *buf);
 
 /* ---- Datagrams: UDP and Unix datagram sockets --------------------------------- */
