@@ -61,6 +61,7 @@ static intptr_t app_main(void *arg)
         .per_worker = a->per_worker,
         .nodelay = true,
         .name = "echo conn",
+        .label = "weft-echo",
         .serve = echo,
         .ctx = a,
     };

@@ -4,6 +4,7 @@
  * destroy, and plain threads sharing a mutex with fibers. */
 #include <errno.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdatomic.h>
 
 #include "runtime/runtime.h"
@@ -104,9 +105,21 @@ static void *thread_unlock(void *arg)
     return (void *)(intptr_t)weft_mutex_unlock(arg);
 }
 
+/* Locks m, reports, waits until told to let go, then unlocks. */
+struct keeper {
+    weft_mutex_t *m;
+    sem_t locked, release;
+    int lock_result, unlock_result;
+};
+
 static void *thread_lock_and_keep(void *arg)
 {
-    return (void *)(intptr_t)weft_mutex_lock(arg);
+    struct keeper *k = arg;
+    k->lock_result = weft_mutex_lock(k->m);
+    sem_post(&k->locked);
+    sem_wait(&k->release);
+    k->unlock_result = weft_mutex_unlock(k->m);
+    return NULL;
 }
 
 static intptr_t ownership_body(void *arg)
@@ -131,11 +144,16 @@ static intptr_t ownership_body(void *arg)
     cr_assert_eq(weft_mutex_unlock(m), -EPERM, "but only once");
 
     /* A plain thread's lock: fibers cannot unlock it. */
-    cr_assert_eq(pthread_create(&th, NULL, thread_lock_and_keep, m), 0);
-    pthread_join(th, &res);
-    cr_assert_eq((intptr_t)res, 0);
+    struct keeper k = {.m = m};
+    sem_init(&k.locked, 0, 0);
+    sem_init(&k.release, 0, 0);
+    cr_assert_eq(pthread_create(&th, NULL, thread_lock_and_keep, &k), 0);
+    while (sem_trywait(&k.locked) != 0)
+        weft_sleep_ms(1); /* do not block the worker the thread may need */
+    cr_assert_eq(k.lock_result, 0);
     cr_assert_eq(weft_mutex_unlock(m), -EPERM);
     cr_assert_eq(weft_mutex_trylock(m), -EAGAIN);
+    cr_assert_eq(weft_mutex_destroy(m), -EBUSY, "held by the thread");
 
     /* Bad handles. */
     cr_assert_eq(weft_mutex_create(NULL), -EINVAL);
@@ -147,8 +165,12 @@ static intptr_t ownership_body(void *arg)
     cr_assert_eq(weft_mutex_trylock((weft_mutex_t *)ch), -EINVAL);
     cr_assert_eq(weft_mutex_destroy((weft_mutex_t *)ch), -EINVAL);
     cr_assert_eq(weft_chan_destroy(ch), 0);
-    /* The thread that locked m exited holding it: m stays locked. */
-    cr_assert_eq(weft_mutex_destroy(m), -EBUSY);
+    sem_post(&k.release);
+    pthread_join(th, NULL);
+    cr_assert_eq(k.unlock_result, 0, "the owning thread can unlock it");
+    cr_assert_eq(weft_mutex_destroy(m), 0);
+    sem_destroy(&k.locked);
+    sem_destroy(&k.release);
     return 0;
 }
 

@@ -483,6 +483,7 @@ int http_server_start(const struct http_server_config *cfg,
         .nodelay = true,
         .drain_timeout_ms = c->drain_timeout_ms,
         .name = "http conn",
+        .label = "http server",
         .serve = serve,
         .ctx = s,
     };

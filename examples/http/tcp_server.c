@@ -143,7 +143,7 @@ static int out_of_fds(struct tcp_server *s, int err)
                                                 memory_order_relaxed))
         fprintf(stderr, "%s: accept: %s; serving the open connections, "
                 "accepting again when fds free up\n",
-                s->cfg.name ? s->cfg.name : "server", strerror(-err));
+                s->cfg.label ? s->cfg.label : "server", strerror(-err));
     return weft_sleep_ms(20);
 }
 
@@ -178,7 +178,7 @@ static intptr_t acceptor(void *arg)
             return 0;
         default:
             fprintf(stderr, "%s: accept: %s; no longer accepting\n",
-                    s->cfg.name ? s->cfg.name : "server", strerror(-fd));
+                    s->cfg.label ? s->cfg.label : "server", strerror(-fd));
             return fd;
         }
     }

@@ -42,6 +42,7 @@ struct tcp_server_config {
     bool nodelay;       /* TCP_NODELAY on every connection */
     uint32_t drain_timeout_ms; /* 0: 10000 */
     const char *name;   /* names the tasks in weft_dump ("http conn") */
+    const char *label;  /* names the server in messages ("weft-echo") */
     tcp_serve_fn serve;
     void *ctx;          /* passed to serve */
 };
