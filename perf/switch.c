@@ -32,7 +32,7 @@ static void *main_sp, *other_sp;
 static void bounce(void *transfer)
 {
     for (;;)
-        transfer = weft__switch(&other_sp, main_sp, transfer);
+        transfer = weft__switch_inline(&other_sp, main_sp, transfer);
 }
 
 static int weft_raw(int64_t n, int runs, double *secs)
@@ -45,7 +45,7 @@ static int weft_raw(int64_t n, int runs, double *secs)
     for (int r = -1; r < runs; r++) {
         double t0 = bench_now();
         for (int64_t i = 0; i < n; i++)
-            weft__switch(&main_sp, other_sp, NULL);
+            weft__switch_inline(&main_sp, other_sp, NULL);
         double t1 = bench_now();
         if (r >= 0)
             secs[r] = t1 - t0;

@@ -57,7 +57,7 @@ void weft__runq_init(struct weft__runq *q)
 /* The ring is full: move its older half and then item into *spill. Returns
  * false, having changed nothing, if a consumer moved head first. */
 static bool push_slow(struct weft__runq *q, struct weft__qlink *item,
-                      uint32_t h, struct weft__qlist *spill)
+                      uint32_t h, struct weft__qlink **spill)
 {
     const uint32_t n = CAP / 2u;
     /* Release: I6. Acquire is not needed: the slots read below were written
@@ -66,16 +66,17 @@ static bool push_slow(struct weft__runq *q, struct weft__qlink *item,
             &q->head, &h, h + n, memory_order_release, memory_order_relaxed))
         return false;
     /* [h, h + n) is ours now, and only this thread writes slots (I1), so
-     * reading them after the CAS sees the items. */
+     * reading them after the CAS sees the items. Copying pointers touches
+     * none of the (cold) items. */
     for (uint32_t i = 0; i < n; i++)
-        weft__qlist_push(spill, atomic_load_explicit(&q->slots[(h + i) & MASK],
-                                                     memory_order_relaxed));
-    weft__qlist_push(spill, item);
+        spill[i] = atomic_load_explicit(&q->slots[(h + i) & MASK],
+                                        memory_order_relaxed);
+    spill[n] = item;
     return true;
 }
 
-size_t weft__runq_push(struct weft__runq *q, struct weft__qlink *item,
-                       struct weft__qlist *spill)
+size_t weft__runq_push_array(struct weft__runq *q, struct weft__qlink *item,
+                             struct weft__qlink **spill)
 {
     const uint32_t t = atomic_load_explicit(&q->tail, memory_order_relaxed);
     for (;;) {
@@ -92,6 +93,16 @@ size_t weft__runq_push(struct weft__runq *q, struct weft__qlink *item,
             return CAP / 2u + 1u;
         /* A consumer took something, so there is room now. */
     }
+}
+
+size_t weft__runq_push(struct weft__runq *q, struct weft__qlink *item,
+                       struct weft__qlist *spill)
+{
+    struct weft__qlink *moved[WEFT_RUNQ_SPILL];
+    size_t n = weft__runq_push_array(q, item, moved);
+    for (size_t i = 0; i < n; i++)
+        weft__qlist_push(spill, moved[i]);
+    return n;
 }
 
 struct weft__qlink *weft__runq_pop(struct weft__runq *q)

@@ -38,6 +38,13 @@ void weft__runq_init(struct weft__runq *q);
 size_t weft__runq_push(struct weft__runq *q, struct weft__qlink *item,
                        struct weft__qlist *spill);
 
+/* The same, spilling into an array of WEFT_RUNQ_SPILL pointers instead of
+ * a list: it touches none of the spilled items (they are cold in memory
+ * when many tasks wait). The runtime uses this one. */
+#define WEFT_RUNQ_SPILL (WEFT_RUNQ_CAPACITY / 2u + 1u)
+size_t weft__runq_push_array(struct weft__runq *q, struct weft__qlink *item,
+                             struct weft__qlink **spill);
+
 /* Owner: take the oldest item, or NULL if q is empty. */
 struct weft__qlink *weft__runq_pop(struct weft__runq *q);
 

@@ -83,6 +83,9 @@ struct weft__worker {
     /* Caches (runtime/stack.c, runtime/task.c). */
     void *stack_cache[WEFT_STACK_CACHE];
     unsigned stack_cache_len;
+    /* Free descriptors, FIFO: allocation then walks memory in the order the
+     * last run freed it, which the prefetchers follow (a LIFO array was
+     * measured 30% slower on spawn+join). */
     struct weft__qlist task_cache;
     pthread_t thread;
     /* For the watchdog, any thread reads: switches so far (and yields

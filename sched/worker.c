@@ -113,7 +113,7 @@ WEFT_NO_TSAN static struct weft__worker *switch_to(struct weft__worker *w,
         &w->switches,
         atomic_load_explicit(&w->switches, memory_order_relaxed) + 1,
         memory_order_relaxed);
-    w = weft__switch(save, target, w);
+    w = weft__switch_inline(save, target, w);
 #if defined(WEFT_ASAN)
     /* my_fake lives in this context's own frame or task: still valid. The
      * loop's context is pinned to its thread, so its thread-locals are too. */
@@ -124,9 +124,20 @@ WEFT_NO_TSAN static struct weft__worker *switch_to(struct weft__worker *w,
 }
 
 /* Requeue a task that just switched away and is ready again, on w. */
-static void requeue(struct weft__worker *w, struct weft__task *t)
+/* Put t back in w's queues. enqueue's notify is for work that just
+ * appeared; a task that yields was already running here, so the queue
+ * gains nothing and nobody needs waking (maintenance re-checks anyway). */
+static void requeue(struct weft__worker *w, struct weft__task *t,
+                    bool notify)
 {
-    weft__enqueue(w->rt, w, t);
+    if (notify || (t->flags & TFLAG_PINNED) || w->shuffle) {
+        weft__enqueue(w->rt, w, t);
+        return;
+    }
+    struct weft__qlink *spill[WEFT_RUNQ_SPILL];
+    size_t n = weft__runq_push_array(&w->runq, &t->q, spill);
+    if (n)
+        weft__inject_push_array(&w->rt->sched->inject, spill, n);
 }
 
 /* Finish what the context that switched to us asked for. Runs first thing
@@ -141,7 +152,7 @@ static void after_switch(struct weft__worker *w)
     w->switch_prev = NULL;
     switch (w->switch_reason) {
     case SWITCH_YIELD:
-        requeue(w, prev);
+        requeue(w, prev, false);
         break;
     case SWITCH_PARK: {
         uint32_t expected = PARK_PARKING;
@@ -154,7 +165,7 @@ static void after_switch(struct weft__worker *w)
              * the waker left the requeue to us. */
             atomic_store_explicit(&prev->park, PARK_RUNNING,
                                   memory_order_relaxed);
-            requeue(w, prev);
+            requeue(w, prev, true);
         }
         break;
     }
@@ -304,14 +315,17 @@ void weft__enqueue(struct weft__runtime *rt, struct weft__worker *w,
         return;
     }
     if (w && !(w->shuffle && weft__rand(w) % 4 == 0)) {
-        struct weft__qlist spill;
-        weft__qlist_init(&spill);
-        if (weft__runq_push(&w->runq, &t->q, &spill))
-            weft__inject_push_list(&rt->sched->inject, &spill);
+        struct weft__qlink *spill[WEFT_RUNQ_SPILL];
+        size_t n = weft__runq_push_array(&w->runq, &t->q, spill);
+        if (n)
+            weft__inject_push_array(&rt->sched->inject, spill, n);
     } else {
         weft__inject_push(&rt->sched->inject, &t->q);
     }
-    weft__idle_notify(rt);
+    /* The only worker needs no wake-up for work in its own queue: it is
+     * the one running. Anything else may be a parked worker's to run. */
+    if (!w || rt->nworkers > 1)
+        weft__idle_notify(rt);
 }
 
 /* ---- Timers --------------------------------------------------------------- */
@@ -416,19 +430,17 @@ static struct weft__task *take_injected(struct weft__worker *w)
     size_t n = len / rt->nworkers + 1;
     if (n > WEFT_RUNQ_CAPACITY / 2)
         n = WEFT_RUNQ_CAPACITY / 2;
-    struct weft__qlist batch;
-    weft__qlist_init(&batch);
-    if (weft__inject_pop_batch(q, &batch, n) == 0)
+    struct weft__qlink *batch[WEFT_RUNQ_CAPACITY / 2];
+    n = weft__inject_pop_array(q, batch, n);
+    if (n == 0)
         return NULL;
-    struct weft__task *first = task_of(weft__qlist_pop(&batch));
-    struct weft__qlink *l;
-    while ((l = weft__qlist_pop(&batch))) {
-        struct weft__qlist spill;
-        weft__qlist_init(&spill);
-        if (weft__runq_push(&w->runq, l, &spill))
-            weft__inject_push_list(q, &spill);
+    for (size_t i = 1; i < n; i++) {
+        struct weft__qlink *spill[WEFT_RUNQ_SPILL];
+        size_t moved = weft__runq_push_array(&w->runq, batch[i], spill);
+        if (moved)
+            weft__inject_push_array(q, spill, moved);
     }
-    return first;
+    return task_of(batch[0]);
 }
 
 /* Steal from the other workers, nearest first; within a distance class,

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <time.h>
 
 #include "support/weft_test.h"
 
@@ -295,4 +296,22 @@ Test(task, runtime_restarts_cleanly_many_times, .timeout = 60)
     for (int i = 0; i < 20; i++) {
         cr_assert_eq(run_with(1 + i % 4, join_results, NULL), 7);
     }
+}
+
+/* A plain thread's spawn must wake a parked worker, also when it is the
+ * only one (its own pushes never need a wake-up; this one does). */
+Test(task, plain_thread_spawn_wakes_the_only_parked_worker, .timeout = 60)
+{
+    weft_config_t cfg;
+    weft_config_init(&cfg);
+    cfg.workers = 1;
+    cr_assert_eq(weft_start(&cfg), 0);
+    for (int i = 0; i < 10; i++) {
+        struct timespec ts = {0, 20 * 1000 * 1000}; /* let the worker park */
+        nanosleep(&ts, NULL);
+        intptr_t r = 0;
+        cr_assert_eq(weft_block_on(twice, (void *)(intptr_t)i, &r), 0);
+        cr_assert_eq(r, 2 * i);
+    }
+    cr_assert_eq(weft_stop(), 0);
 }
