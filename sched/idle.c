@@ -114,7 +114,9 @@ bool weft__work_visible(struct weft__runtime *rt, struct weft__worker *w)
     if (weft__runq_len(&w->runq))
         return true;
     for (unsigned i = 0; i < rt->nworkers; i++)
-        if (weft__runq_len(&rt->workers[i]->runq))
+        if (weft__runq_len(&rt->workers[i]->runq) ||
+            atomic_load_explicit(&rt->workers[i]->runnext,
+                                 memory_order_relaxed))
             return true;
     return false;
 }

@@ -50,6 +50,11 @@ enum weft__switch_reason {
 struct weft__worker {
     /* ---- Touched by other workers ---- */
     struct weft__runq runq; /* steal() only, from others */
+    /* The task the running one just woke (Go's runnext): it runs next here,
+     * so a pair passing messages stays on one worker instead of bouncing
+     * between two. Stealable, but thieves take it only after spinning a
+     * while (sched/worker.c), so its owner gets the first chance. */
+    _Alignas(64) _Atomic(struct weft__task *) runnext;
     struct weft__mpsc inbox; /* any thread pushes; owner takes */
     struct weft__mpsc msgs;  /* weft__msg: any thread posts; owner runs */
     /* PARK state for unpark_worker (sched/idle.c): any thread. */
@@ -144,6 +149,10 @@ struct weft__worker *weft__schedule(struct weft__worker *w,
  * whose wait ended). w: the calling thread's worker or NULL. */
 void weft__enqueue(struct weft__runtime *rt, struct weft__worker *w,
                    struct weft__task *t);
+/* The same for a task whose wait a running task just ended: it goes to the
+ * waker's runnext slot, the old occupant to the run queue. */
+void weft__enqueue_woken(struct weft__runtime *rt, struct weft__worker *w,
+                         struct weft__task *t);
 
 /* ---- Waiting (sched/wait.c) ------------------------------------------------*/
 

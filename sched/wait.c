@@ -198,7 +198,7 @@ bool weft__waiter_wake(struct weft__waiter *wt, uint32_t seq, int32_t outcome)
      * release in after_switch's CAS); step 3. */
     if (atomic_exchange_explicit(&t->park, PARK_NOTIFIED,
                                  memory_order_acq_rel) == PARK_PARKED)
-        weft__enqueue(weft__runtime(), weft__worker_self(), t);
+        weft__enqueue_woken(weft__runtime(), weft__worker_self(), t);
     return true;
 }
 

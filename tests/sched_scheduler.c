@@ -249,3 +249,51 @@ Test(scheduler, synthetic_two_socket_topology_runs_everything, .timeout = 120)
     cr_assert_eq(run_cfg(&cfg, tree, (void *)(intptr_t)12), 4096);
     cr_assert_eq(atomic_load(&ran), 8191);
 }
+
+/* A task woken by a running task goes to that worker's runnext slot. The
+ * slot must be stealable (Tokio's was not, tokio#4941): if the waker then
+ * computes without yielding, another worker must run the woken task. */
+struct runnext_case {
+    weft_event_t *go;
+    atomic_int ran_on; /* worker index + 1 */
+};
+
+static intptr_t woken_one(void *arg)
+{
+    struct runnext_case *c = arg;
+    cr_assert_eq(weft_event_wait(c->go), 0);
+    atomic_store(&c->ran_on, weft_worker_index() + 1);
+    return 0;
+}
+
+static intptr_t waker_that_hogs(void *arg)
+{
+    (void)arg;
+    struct runnext_case c;
+    atomic_init(&c.ran_on, 0);
+    cr_assert_eq(weft_event_create(&c.go), 0);
+    weft_task_t t;
+    cr_assert_eq(weft_spawn(&t, woken_one, &c), 0);
+    weft_sleep_ms(20); /* it parks on the event */
+    int me = weft_worker_index();
+    cr_assert_eq(weft_event_set(c.go), 0);
+    uint64_t until = weft_now_ns() + 10ull * 1000 * 1000 * 1000;
+    while (atomic_load(&c.ran_on) == 0 && weft_now_ns() < until)
+        ; /* hog the worker: no yield */
+    int ran_on = atomic_load(&c.ran_on);
+    cr_assert_neq(ran_on, 0, "the woken task never ran while its waker hogged");
+    cr_assert_neq(ran_on - 1, me);
+    cr_assert_eq(weft_join(t), 0);
+    cr_assert_eq(weft_event_destroy(c.go), 0);
+    return 0;
+}
+
+Test(scheduler, a_woken_task_is_stolen_from_a_hogging_waker, .timeout = 120)
+{
+    weft_config_t cfg;
+    weft_config_init(&cfg);
+    cfg.workers = 2;
+    cfg.watchdog_ns = UINT64_MAX;
+    for (int i = 0; i < 5; i++)
+        cr_assert_eq(run_cfg(&cfg, waker_that_hogs, NULL), 0);
+}
