@@ -10,7 +10,8 @@
  *
  * Usage: weft-echo [--port P] [--workers N] [--host ADDR]
  *                  [--per-worker-listeners] [--idle-timeout MS]
- * It prints "weft-echo: listening on ADDR:PORT ..." on stdout. */
+ * It prints "weft-echo: listening on ADDR:PORT ..." on stdout. Must never
+ * hold a pooled buffer while it waits for the peer to send more. */
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>

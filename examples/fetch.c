@@ -17,7 +17,8 @@
  * Usage: weft-fetch [--count N] [--concurrency C] [--timeout MS]
  *                   [--workers W] URL...
  * Prints one summary line on stdout; the first few failures on stderr.
- * Exits 0 if every request succeeded, 1 if any failed, 2 on bad usage. */
+ * Exits 0 if every request succeeded, 1 if any failed, 2 on bad usage.
+ * Must never have more than C requests (or tasks) alive at once. */
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>

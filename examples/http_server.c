@@ -14,7 +14,9 @@
  *                  [--per-worker-listeners] [--idle-timeout MS]
  *                  [--request-timeout MS]
  * It prints "weft-http: listening on http://ADDR:PORT/ ..." on stdout once
- * it accepts (with --port 0, the port it got). */
+ * it accepts (with --port 0, the port it got). Must never take a signal in
+ * a handler: SIGINT and SIGTERM are blocked before the runtime starts and
+ * read from a signalfd by the main task (examples/http/cli.c). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -33,6 +33,23 @@ EXTRA_NAMES = {
     "peak_rss_mib": "peak RSS MiB",
     "page_touch_s": "page touch s",
     "target_wall_s": "target wall s",
+    # http, echo, fetch
+    "conns": "conns",
+    "pipeline": "pipelined",
+    "p99_ms": "p99 ms",
+    "cpu_us_per_req": "server us CPU/req",
+    "req_per_cpu_s": "req per CPU-s",
+    "cpu_ratio_to_nginx": "req/CPU-s vs nginx",
+    "rps_ratio_to_nginx": "req/s vs nginx",
+    "p99_ratio_to_nginx": "p99 vs nginx",
+    "size": "bytes",
+    "cpu_us_per_msg": "server us CPU/msg",
+    "msg_per_cpu_s": "msg per CPU-s",
+    "cpu_ratio_to_epoll": "CPU/msg vs epoll",
+    "concurrency": "at once",
+    "cpu_s": "client CPU s",
+    "rss_mib": "client RSS MiB",
+    "server_cpu_s": "server CPU s",
 }
 
 ABOUT = {
@@ -47,6 +64,22 @@ ABOUT = {
                 "tasks each sleeping 1 s, and the peak RSS they cost. The "
                 "cold row is the first run alone; the other row is the "
                 "median of the warm runs after it.",
+    "http": "Requests/s of weft-http and nginx (one worker each, pinned to "
+            "CPU 0) under wrk -t1 (pinned to CPU 1); n is the connections. "
+            "wrk on one core saturates near the servers' rate, so compare "
+            "requests per server CPU-second (from /proc/PID/stat); the weft "
+            "rows give the ratios to nginx (above 1: weft better, but p99: "
+            "below 1). With pipelining wrk's percentiles are not usable: "
+            "no p99.",
+    "echo": "Messages/s of weft-echo and a plain epoll server (pinned to "
+            "CPU 0) under perf/echo_load (100 connections, one 64-byte "
+            "message in flight on each, pinned to CPU 1), and the server "
+            "CPU per message; the weft row's ratio below 1 is less CPU.",
+    "fetch": "Wall seconds for a client (pinned to CPU 1) to fetch n "
+             "/delay?ms=100 URLs from weft-http (a separate process on CPU "
+             "0), at most \"at once\" in flight: weft-fetch against Python "
+             "asyncio + aiohttp. Client CPU (user + system, start-up "
+             "included) and peak RSS from wait4.",
 }
 
 
@@ -275,7 +308,76 @@ def targets(rows):
         else:
             add(label, "<= 4.5 KiB/task; wall <= 1 s + 1.1 x page cost",
                 "not measured", None)
+    io_targets(rows, add)
     return out
+
+
+def io_targets(rows, add):
+    """The I/O issue's targets: http, echo, fetch."""
+    for conns in (100, 1000):
+        w = find(rows, "http", "weft", conns=conns, pipeline=1)
+        n = find(rows, "http", "nginx", conns=conns, pipeline=1)
+        what = "http: %d connections" % conns
+        if w and n and w.get("cpu_ratio_to_nginx") is not None:
+            r = w["cpu_ratio_to_nginx"]
+            add(what, ">= 1.2x nginx's requests per server CPU-second",
+                "%.2fx (%s vs %s us CPU/req)" % (
+                    r, fmt(w.get("cpu_us_per_req")),
+                    fmt(n.get("cpu_us_per_req"))), r >= 1.2)
+            p = w.get("p99_ratio_to_nginx")
+            add(what, "p99 no worse than nginx",
+                "%s ms vs %s ms" % (fmt(w.get("p99_ms")), fmt(n.get("p99_ms"))),
+                p <= 1.0 if p is not None else None)
+        else:
+            add(what, ">= 1.2x nginx per CPU-second; p99 <= nginx's",
+                "not measured", None)
+    w = find(rows, "http", "weft", conns=100, pipeline=16)
+    n = find(rows, "http", "nginx", conns=100, pipeline=16)
+    if w and n and w.get("rps_ratio_to_nginx") is not None:
+        r = w["rps_ratio_to_nginx"]
+        add("http: 16 pipelined per connection", ">= 1.2x nginx's req/s",
+            "%.2fx (%s vs %s req/s)" % (r, fmt(w["median"]),
+                                        fmt(n["median"])), r >= 1.2)
+    else:
+        add("http: 16 pipelined per connection", ">= 1.2x nginx's req/s",
+            "not measured", None)
+    w, e = find(rows, "echo", "weft"), find(rows, "echo", "epoll")
+    if w and e and w.get("cpu_ratio_to_epoll") is not None:
+        r = w["cpu_ratio_to_epoll"]
+        add("echo: 64 B x 100 connections",
+            "server CPU/msg <= the epoll server's",
+            "%s vs %s us (%.2fx)" % (fmt(w.get("cpu_us_per_msg")),
+                                     fmt(e.get("cpu_us_per_msg")), r),
+            r <= 1.0)
+    else:
+        add("echo: 64 B x 100 connections",
+            "server CPU/msg <= the epoll server's", "not measured", None)
+    big = [r for r in rows if r["bench"] == "fetch"
+           and r["impl"] == "weft_fetch" and r.get("concurrency") == r["n"]
+           and r["n"] > 100]
+    if big:
+        f = max(big, key=lambda r: r["n"])
+        full = f["n"] == 10000
+        what = "fetch: %d URLs at once" % f["n"]
+        cpu, rss = f.get("cpu_s"), f.get("rss_mib")
+        add(what, "client CPU <= 0.45 s", "%s s" % fmt(cpu),
+            cpu <= 0.45 if full and cpu is not None else None)
+        add(what, "wall <= 0.5 s", "%s s" % fmt(f["median"]),
+            f["median"] <= 0.5 if full else None)
+        add(what, "client RSS <= 100 MB", "%s MiB" % fmt(rss),
+            rss * 1.048576 <= 100 if full and rss is not None else None)
+    else:
+        add("fetch: 10000 URLs at once", "CPU <= 0.45 s, wall <= 0.5 s, "
+            "RSS <= 100 MB", "not measured", None)
+    f = find(rows, "fetch", "weft_fetch", concurrency=100)
+    s = find(rows, "fetch", "weft_fetch", concurrency=1)
+    if f and f["n"] == 100:
+        add("fetch: 100 URLs", "at once <= 0.12 s",
+            "%s s at once; %s s one after another" % (
+                fmt(f["median"]), fmt(s["median"]) if s else "-"),
+            f["median"] <= 0.12)
+    else:
+        add("fetch: 100 URLs", "at once <= 0.12 s", "not measured", None)
 
 
 def table(rows):

@@ -1,7 +1,8 @@
 /* examples/http/cli.h: what the network examples' programs (weft-http,
  * weft-echo, weft-fetch) share around weft itself: numbers on the command
  * line, the fd limit, and waiting for SIGINT/SIGTERM in a fiber. Entry
- * points: cli_signals_block, cli_signals_wait. */
+ * points: cli_signals_block, cli_signals_wait. Must never install a signal
+ * handler (cli.c says why). */
 #ifndef WEFT_EXAMPLES_HTTP_CLI_H
 #define WEFT_EXAMPLES_HTTP_CLI_H
 

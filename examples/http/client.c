@@ -13,7 +13,6 @@
 
 #include <errno.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -254,16 +253,16 @@ static void pool_put(struct http_client *c, struct host *h, int fd)
         weft_close(fd);
 }
 
+/* No TCP_NODELAY: each request is one write, sent only after the
+ * previous response was read whole (which acknowledged everything sent
+ * before), so Nagle's algorithm never holds one back. */
 static int connect_host(struct host *h, int naddrs, uint64_t deadline)
 {
     int err = -ECONNREFUSED;
     for (int i = 0; i < naddrs; i++) {
         int fd = weft_connect(&h->addrs[i], deadline);
-        if (fd >= 0) {
-            int one = 1;
-            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        if (fd >= 0)
             return fd;
-        }
         err = fd;
         if (err == -ETIMEDOUT || err == -ECANCELED || err == -EMFILE ||
             err == -ENFILE)

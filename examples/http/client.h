@@ -9,7 +9,8 @@
  * keep-alive, a body of known length read whole). A request that fails on
  * a reused connection before any byte of the response arrived (the server
  * closed it while idle) is retried once on a new connection, as GET is
- * idempotent. */
+ * idempotent. It must never reuse a connection whose response was not read
+ * whole, nor send anything but GET (only GET may be retried safely). */
 #ifndef WEFT_EXAMPLES_HTTP_CLIENT_H
 #define WEFT_EXAMPLES_HTTP_CLIENT_H
 

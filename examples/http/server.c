@@ -10,9 +10,10 @@
  * pooled buffer, so a sleeping connection holds nothing but its stack.
  *
  * Timeouts are I/O deadlines: between requests the receive has the idle
- * deadline; from a request's first byte every receive has that request's
- * one absolute deadline (so trickling does not extend it); a send that
- * cannot complete at once gets the write deadline.
+ * deadline; once part of a request has arrived, every receive has that
+ * request's one absolute deadline, set at its first wait (so trickling
+ * does not extend it; a request that arrives whole never reads the clock);
+ * a send that cannot complete at once gets the write deadline.
  * Must never: answer out of order, read past what the parser accepted as
  * one request, or keep a pooled buffer across a sleep. */
 #include "server.h"
@@ -143,7 +144,7 @@ struct answer {
     bool close;             /* Connection: close, and close after it */
     bool keep_alive_10;     /* an HTTP/1.0 client asked for keep-alive */
     bool allow;             /* 405: say what is allowed */
-    const char *body;       /* NULL: the reason phrase and a newline */
+    const char *body;       /* not 200: NULL is the reason and a newline */
 };
 
 /* The common answer, in few copies. */
@@ -177,7 +178,10 @@ static int put_answer(struct out *o, const struct answer *a)
     char body[64];
     const char *b = a->body;
     size_t blen;
-    if (b) {
+    if (a->status == 200) {
+        b = hello;
+        blen = sizeof hello - 1;
+    } else if (b) {
         blen = strlen(b);
     } else {
         blen = (size_t)snprintf(body, sizeof body, "%s\n", reason);
@@ -324,7 +328,8 @@ static void serve(struct tcp_server *ts, int fd, void *ctx)
     http_inbuf_init(&in, s->cfg.max_head);
     bool in_request = false; /* some bytes of the next request arrived */
     bool in_body = false;
-    uint64_t req_deadline = 0, body_left = 0, body_seen = 0;
+    uint64_t req_deadline = 0; /* 0: not yet waited for this request */
+    uint64_t body_left = 0, body_seen = 0;
     uint64_t answered = 0;
 
     for (;;) {
@@ -336,7 +341,7 @@ static void serve(struct tcp_server *ts, int fd, void *ctx)
                     break;
                 if (!in_request) {
                     in_request = true;
-                    req_deadline = weft_now_ns() + s->request_ns;
+                    req_deadline = 0;
                     http_parser_init(&p, HTTP_REQUEST, s->cfg.max_head,
                                      NULL, 0);
                 }
@@ -430,9 +435,11 @@ static void serve(struct tcp_server *ts, int fd, void *ctx)
         /* Nothing complete is left: send the batch, wait for more. */
         if (out_flush(&o) || tcp_server_draining(ts) || http_inbuf_keep(&in))
             goto out;
-        uint64_t deadline = in_request ? req_deadline
-                                       : weft_now_ns() + s->idle_ns;
-        ssize_t n = http_inbuf_fill(&in, fd, deadline);
+        uint64_t now = weft_now_ns();
+        if (in_request && !req_deadline)
+            req_deadline = now + s->request_ns;
+        ssize_t n = http_inbuf_fill(&in, fd, in_request ? req_deadline
+                                                        : now + s->idle_ns);
         if (n > 0)
             continue;
         if (n == -ETIMEDOUT && in_request)

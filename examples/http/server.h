@@ -15,7 +15,8 @@
  * between requests longer than idle_timeout_ms is closed; one that takes
  * longer than request_timeout_ms to send a request (trickling) gets 408 and
  * is closed; one that does not take a response within write_timeout_ms is
- * closed. tcp_server.h describes the graceful stop. */
+ * closed. tcp_server.h describes the graceful stop. It must never answer
+ * a pipelined request before the ones sent ahead of it. */
 #ifndef WEFT_EXAMPLES_HTTP_SERVER_H
 #define WEFT_EXAMPLES_HTTP_SERVER_H
 

@@ -185,9 +185,14 @@ static intptr_t acceptor(void *arg)
 }
 
 /* Per-worker listeners: each acceptor is spawned pinned from a loop body
- * that runs on its own worker. weft_parallel_for gives body i to worker i
+ * that runs on its own worker. weft_parallel_for gives share i to worker i
  * first; each body waits until all have started, so that no worker runs
- * two shares (a body would otherwise be free to steal the next one). */
+ * two shares (a body would otherwise be free to steal the next one). The
+ * wait has a deadline: if a worker is too busy to start its share, the
+ * others go on and its share lands elsewhere (an acceptor runs either
+ * way; only its placement suffers). */
+#define PLACEMENT_NS (1000ull * 1000 * 1000)
+
 struct placement {
     struct tcp_server *s;
     weft_waitgroup_t *started;
@@ -208,7 +213,7 @@ static void place_acceptor(int64_t begin, int64_t end, void *arg)
         }
         weft_waitgroup_done(pl->started);
     }
-    weft_waitgroup_wait(pl->started);
+    weft_waitgroup_wait_until(pl->started, weft_now_ns() + PLACEMENT_NS);
 }
 
 static int start_acceptors(struct tcp_server *s)
