@@ -29,8 +29,11 @@ WEFT_API int weft_spawn_ex(weft_task_t *task, weft_fn fn, void *arg,
                            const weft_spawn_opts_t *opts);
 
 /* Wait for the task to finish and return its result: what its function
- * returned (negative values are its errors), or -ECANCELED if it was
- * cancelled before it ever ran. The handle is spent afterwards. Returns
+ * returned (negative values are its errors), or -ENOMEM if no stack could
+ * be had for it (it never ran). A task cancelled before it first ran still
+ * runs, so that it can release what its argument owns: its first wait
+ * returns -ECANCELED (weft_cancelled() tells a loop that never waits).
+ * The handle is spent afterwards. Returns
  * -EINVAL for the zero handle, a spent or detached handle, or the caller's
  * own task. From a fiber the wait parks only the fiber; from a plain thread
  * it blocks the thread. */
