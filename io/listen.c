@@ -30,10 +30,12 @@
  *  L4. Backpressure: with WEFT__LISTEN_HIGH connections queued and nobody
  *      taking them, the home cancels the multishot; the next caller that
  *      finds the queue empty arms it again (L1).
- *  L5. Close (weft_close, any thread): L leaves the table, waiters are
- *      woken with -EBADF, queued connections are closed, and the multishot
- *      is cancelled: directly on the home thread, else by a message to the
- *      home (sched/worker.c). The closer then waits, uncancellably, for the
+ *  L5. Close (weft_close, any thread): L is marked closing (it leaves the
+ *      table only once the fd is closed, so that a racing weft_accept
+ *      finds it and fails with -EBADF), waiters are woken with -EBADF,
+ *      queued connections are closed, and the multishot is cancelled:
+ *      directly on the home thread, else by a message to the home
+ *      (sched/worker.c). The closer then waits, uncancellably, for the
  *      multishot's last completion (connections accepted meanwhile are
  *      closed as they come), because until then the ring holds the socket
  *      open: only then is the fd closed, so that the port is free when
@@ -158,6 +160,21 @@ static struct weft__listener *table_remove(int fd)
         *pp = L->tnext;
     pthread_mutex_unlock(&table_lock);
     return L;
+}
+
+/* Take this L out of the table if it is still there; true if it was (the
+ * table's reference then passes to the caller). */
+static bool table_remove_entry(struct weft__listener *L)
+{
+    pthread_mutex_lock(&table_lock);
+    struct weft__listener **pp = &table;
+    while (*pp && *pp != L)
+        pp = &(*pp)->tnext;
+    bool found = *pp != NULL;
+    if (found)
+        *pp = L->tnext;
+    pthread_mutex_unlock(&table_lock);
+    return found;
 }
 
 /* ---- Handing over ------------------------------------------------------------ */
@@ -351,6 +368,12 @@ static void teardown(struct weft__listener *L)
     struct weft__waiter *wt = weft__waiter_self(w);
     uint32_t seq = 0;
     pthread_mutex_lock(&L->lock);
+    if (L->closing) {
+        /* Torn down already (two closes of one fd race): the first closer
+         * waits for the multishot. */
+        pthread_mutex_unlock(&L->lock);
+        return;
+    }
     L->closing = true;
     struct acc_node *n;
     while ((n = pop_waiter(L)))
@@ -389,13 +412,26 @@ static void teardown(struct weft__listener *L)
 
 /* ---- Hooks ---------------------------------------------------------------------- */
 
-void weft__listen_close(int fd)
+/* L5. L stays in the table, marked closing, until the fd is closed: a
+ * weft_accept that looks fd up meanwhile finds it and returns -EBADF.
+ * Were L removed first, such a call would take the simple path and arm a
+ * plain accept on the closing socket, which holds the socket open in the
+ * ring and waits forever once the fd is gone. */
+struct weft__listener *weft__listen_close(int fd)
 {
-    struct weft__listener *L = table_remove(fd);
-    if (!L)
-        return;
-    teardown(L);
-    put(L); /* the table's */
+    struct weft__listener *L = table_get(fd); /* the closer's reference */
+    if (L)
+        teardown(L);
+    return L;
+}
+
+void weft__listen_closed(struct weft__listener *L)
+{
+    /* Not found: a weft_listen that got the fd's number after the close
+     * already took this stale entry out. */
+    if (table_remove_entry(L))
+        put(L); /* the table's */
+    put(L);     /* the closer's */
 }
 
 void weft__listen_ring_cancel(struct weft__ring *r)

@@ -410,16 +410,22 @@ WEFT_API int weft_close(int fd)
     if (fd < 0)
         return -EBADF;
     /* A listener first stops the accepts armed on it (io/listen.c). */
-    weft__listen_close(fd);
+    struct weft__listener *L = weft__listen_close(fd);
     struct weft__worker *w = weft__worker_self();
+    int r;
     if (!weft__task_self(w)) {
         /* Linux closes the fd even when close(2) reports an error. */
-        return close(fd) == 0 ? 0 : -errno;
+        r = close(fd) == 0 ? 0 : -errno;
+    } else {
+        /* Uncancellable and without a deadline: a close that did not
+         * happen would leak the fd. Batched with the worker's other
+         * operations. */
+        struct io_uring_sqe *sqe = weft__io_sqe(w, UINT64_MAX);
+        io_uring_prep_close(sqe, fd);
+        r = weft__io_wait(&w, sqe, UINT64_MAX, "close",
+                          WEFT__IO_UNCANCELLABLE, NULL);
     }
-    /* Uncancellable and without a deadline: a close that did not happen
-     * would leak the fd. Batched with the worker's other operations. */
-    struct io_uring_sqe *sqe = weft__io_sqe(w, UINT64_MAX);
-    io_uring_prep_close(sqe, fd);
-    return weft__io_wait(&w, sqe, UINT64_MAX, "close",
-                         WEFT__IO_UNCANCELLABLE, NULL);
+    if (L)
+        weft__listen_closed(L);
+    return r;
 }

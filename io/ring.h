@@ -169,8 +169,12 @@ ssize_t weft__io_rwv(const char *fn, bool write, int fd,
 int weft__bound_socket(const weft_addr_t *addr, int type, unsigned flags);
 
 /* fd is being closed: if it is a listener, stop its accepts and fail its
- * waiting fibers (io/listen.c). Any thread. */
-void weft__listen_close(int fd);
+ * waiting fibers, and return its state, which stays findable (a racing
+ * weft_accept gets -EBADF, never an accept on the closing socket) until
+ * weft__listen_closed(L) after the fd is closed. NULL if fd is not a
+ * listener. Any thread (io/listen.c). */
+struct weft__listener *weft__listen_close(int fd);
+void weft__listen_closed(struct weft__listener *L);
 
 /* ---- Hooks of the other io/ files into the ring's life (ring.c calls) --- */
 

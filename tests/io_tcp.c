@@ -601,6 +601,69 @@ Test(tcp, closing_a_listener_fails_its_acceptors, .timeout = 30)
     cr_assert_eq(fd_count(), before);
 }
 
+/* An accept that starts while its listener is being closed. The closer
+ * used to take the listener out of the table before waiting for its
+ * multishot to end: an accept arriving in that window armed a plain accept
+ * on the closing socket, which the ring kept open after the fd was gone,
+ * and waited forever (the HTTP server's stop hung on its acceptor). */
+struct racing_close {
+    int lfd;
+    unsigned spin;
+};
+
+static void spin_for(unsigned n)
+{
+    for (volatile unsigned i = 0; i < n; i++)
+        ;
+}
+
+static intptr_t racing_acceptor(void *arg)
+{
+    struct racing_close *rc = arg;
+    spin_for(rc->spin);
+    return weft_accept(rc->lfd, NULL, WEFT_NO_DEADLINE);
+}
+
+#define RACERS 4
+
+static intptr_t racing_close_main(void *arg)
+{
+    (void)arg;
+    uint64_t rng = 0x2545F4914F6CDD1Dull;
+    for (int iter = 0; iter < SCALED(400); iter++) {
+        weft_addr_t addr;
+        int lfd = listen_loopback(&addr, 0, 0);
+        /* One acceptor blocked first: the multishot is armed, so the
+         * close has to wait for its end. */
+        struct racing_close blocked = {lfd, 0};
+        weft_task_t b;
+        cr_assert_eq(weft_spawn(&b, racing_acceptor, &blocked), 0);
+        weft_sleep_ms(1);
+        struct racing_close rc[RACERS];
+        weft_task_t t[RACERS];
+        for (int i = 0; i < RACERS; i++) {
+            rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+            rc[i] = (struct racing_close){lfd, (unsigned)(rng % 20000)};
+            cr_assert_eq(weft_spawn(&t[i], racing_acceptor, &rc[i]), 0);
+        }
+        spin_for((unsigned)(rng >> 40) % 20000);
+        cr_assert_eq(weft_close(lfd), 0);
+        /* Nobody connected: every accept fails, none hangs. */
+        cr_assert_eq(weft_join(b), -EBADF);
+        for (int i = 0; i < RACERS; i++)
+            cr_assert_eq(weft_join(t[i]), -EBADF, "iteration %d", iter);
+    }
+    return 0;
+}
+
+Test(tcp, an_accept_racing_the_close_of_its_listener_fails, .timeout = 120)
+{
+    int before = fd_count();
+    cr_assert_eq(run_io(2, 0, racing_close_main, NULL), 0);
+    cr_assert_eq(run_io(3, 0xacce97, racing_close_main, NULL), 0);
+    cr_assert_eq(fd_count(), before);
+}
+
 /* ---- Pooled receives --------------------------------------------------------- */
 
 struct pooled {

@@ -151,8 +151,9 @@ static intptr_t acceptor(void *arg)
 {
     struct listener *l = arg;
     struct tcp_server *s = l->s;
+    const int lfd = l->fd; /* set before this task was spawned */
     for (;;) {
-        int fd = weft_accept(l->fd, NULL, WEFT_NO_DEADLINE);
+        int fd = weft_accept(lfd, NULL, WEFT_NO_DEADLINE);
         if (fd >= 0) {
             int err = start_conn(s, fd);
             if (err)
@@ -173,8 +174,8 @@ static intptr_t acceptor(void *arg)
         case -EINTR:
         case -EAGAIN:
             break;
-        case -EBADF:      /* the listener was closed: the stop */
-        case -ECANCELED:  /* the runtime is ending */
+        case -EBADF:      /* the listener was closed under us */
+        case -ECANCELED:  /* the stop (close_listeners), or the runtime ends */
             return 0;
         default:
             fprintf(stderr, "%s: accept: %s; no longer accepting\n",
@@ -235,17 +236,23 @@ static int start_acceptors(struct tcp_server *s)
 
 /* ---- Start and stop -------------------------------------------------------------- */
 
+/* The acceptors end first (a cancel ends their accept, or their next
+ * one), and only then are the listeners closed: an acceptor never calls
+ * weft_accept on a number that was closed and maybe reused. */
 static void close_listeners(struct tcp_server *s)
 {
-    for (unsigned i = 0; i < s->nlisteners; i++) {
-        if (s->listeners[i].fd >= 0)
-            weft_close(s->listeners[i].fd);
-        s->listeners[i].fd = -1;
-    }
+    for (unsigned i = 0; i < s->nlisteners; i++)
+        if (s->listeners[i].acceptor.id_)
+            weft_cancel(s->listeners[i].acceptor);
     for (unsigned i = 0; i < s->nlisteners; i++) {
         if (s->listeners[i].acceptor.id_)
             weft_join(s->listeners[i].acceptor);
         s->listeners[i].acceptor = WEFT_TASK_NONE;
+    }
+    for (unsigned i = 0; i < s->nlisteners; i++) {
+        if (s->listeners[i].fd >= 0)
+            weft_close(s->listeners[i].fd);
+        s->listeners[i].fd = -1;
     }
 }
 
